@@ -1,0 +1,203 @@
+//! Typed configuration, read once from the environment at cold start (or built by `latchkey serve`).
+
+use std::env;
+
+use crate::oauth::redirect::RedirectPolicy;
+
+/// Everything an endpoint needs to know about its deployment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// DynamoDB table name (`LATCHKEY_TABLE`, default `latchkey`).
+    pub table: String,
+    /// Optional DynamoDB endpoint override (`LATCHKEY_DYNAMODB_ENDPOINT`), e.g. a local emulator.
+    pub dynamodb_endpoint: Option<String>,
+    /// KMS key id, ARN or alias (`LATCHKEY_KMS_KEY_ID`). Absent: no keyring in Lambda.
+    pub kms_key_id: Option<String>,
+    /// Optional KMS endpoint override (`LATCHKEY_KMS_ENDPOINT`), e.g. a local KMS-compatible server.
+    pub kms_endpoint: Option<String>,
+    /// Public base URL without a trailing slash (`LATCHKEY_PUBLIC_URL`). Absent in Lambda when the
+    /// operator did not set one: then it is the API Gateway host the request came to.
+    pub public_url: Option<String>,
+    /// Access token lifetime in seconds (`LATCHKEY_ACCESS_TOKEN_TTL`, default 3600).
+    pub access_token_ttl: i64,
+    /// Refresh token lifetime in seconds (`LATCHKEY_REFRESH_TOKEN_TTL`, default 30 days).
+    pub refresh_token_ttl: i64,
+    /// Authorization code lifetime in seconds (`LATCHKEY_CODE_TTL`, default and maximum 60).
+    pub code_ttl: i64,
+    /// Grace window after a refresh token rotates (`LATCHKEY_REFRESH_GRACE_SECONDS`, default 10).
+    pub refresh_grace_seconds: i64,
+    /// Which redirect URIs clients may register (`LATCHKEY_ALLOWED_REDIRECT_URIS`).
+    pub redirect_policy: RedirectPolicy,
+    /// Scopes the authorization server offers (`LATCHKEY_SCOPES`, space or comma separated).
+    pub scopes_supported: Vec<String>,
+    /// Whether outbound fetches may reach loopback targets (`LATCHKEY_ALLOW_LOOPBACK_OUTBOUND`).
+    /// Only the embedded default turns it on.
+    pub allow_loopback_outbound: bool,
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+/// Default scopes: who the user is, and the right to stay signed in.
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
+impl Config {
+    /// The public base URL: the configured one, else `https://<host>` of the request.
+    pub fn base_url(&self, req_uri: &http::Uri, host_header: Option<&str>) -> String {
+        if let Some(u) = &self.public_url {
+            return u.clone();
+        }
+        let host = req_uri
+            .authority()
+            .map(|a| a.as_str())
+            .or(host_header)
+            .unwrap_or("localhost");
+        format!("https://{host}")
+    }
+
+    /// The issuer identifier: `{public base URL}/oauth/2.1` (RFC 8414 §2).
+    pub fn issuer_for(&self, base_url: &str) -> String {
+        format!("{base_url}/oauth/2.1")
+    }
+
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    /// Read the configuration through a lookup function (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let public_url = get("LATCHKEY_PUBLIC_URL").map(|u| parse_public_url(&u)).transpose()?;
+        let num = |name: &'static str, default: i64, max: i64| -> Result<i64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) if (0..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError {
+                        name,
+                        reason: format!("expected a whole number of seconds from 0 to {max}"),
+                    }),
+                },
+            }
+        };
+        let redirect_policy = match get("LATCHKEY_ALLOWED_REDIRECT_URIS") {
+            None => RedirectPolicy::default(),
+            Some(v) => RedirectPolicy::parse(&v).map_err(|reason| ConfigError {
+                name: "LATCHKEY_ALLOWED_REDIRECT_URIS",
+                reason,
+            })?,
+        };
+        let scopes_supported = parse_scopes(&get("LATCHKEY_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.into()))?;
+        let allow_loopback_outbound = match get("LATCHKEY_ALLOW_LOOPBACK_OUTBOUND").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => {
+                return Err(ConfigError {
+                    name: "LATCHKEY_ALLOW_LOOPBACK_OUTBOUND",
+                    reason: "expected true or false".into(),
+                })
+            }
+        };
+        Ok(Config {
+            table: get("LATCHKEY_TABLE").unwrap_or_else(|| "latchkey".into()),
+            dynamodb_endpoint: get("LATCHKEY_DYNAMODB_ENDPOINT"),
+            kms_key_id: get("LATCHKEY_KMS_KEY_ID"),
+            kms_endpoint: get("LATCHKEY_KMS_ENDPOINT"),
+            public_url,
+            access_token_ttl: num("LATCHKEY_ACCESS_TOKEN_TTL", 3600, 86_400)?,
+            refresh_token_ttl: num("LATCHKEY_REFRESH_TOKEN_TTL", 30 * 86_400, 365 * 86_400)?,
+            code_ttl: num("LATCHKEY_CODE_TTL", 60, 60)?,
+            refresh_grace_seconds: num("LATCHKEY_REFRESH_GRACE_SECONDS", 10, 300)?,
+            redirect_policy,
+            scopes_supported,
+            allow_loopback_outbound,
+        })
+    }
+
+    /// The embedded default used by `latchkey serve` and tests: loopback outbound allowed.
+    pub fn embedded(public_url: &str) -> Result<Self, ConfigError> {
+        let public_url = public_url.to_string();
+        Self::from_lookup(move |k| match k {
+            "LATCHKEY_PUBLIC_URL" => Some(public_url.clone()),
+            "LATCHKEY_ALLOW_LOOPBACK_OUTBOUND" => Some("true".into()),
+            _ => env::var(k).ok(),
+        })
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
+    let err = |reason: &str| ConfigError {
+        name: "LATCHKEY_PUBLIC_URL",
+        reason: reason.into(),
+    };
+    let url = url::Url::parse(raw).map_err(|_| err("not an absolute URL"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(err("must be http(s)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(err("must not have a query, fragment or user info"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+fn parse_scopes(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let scopes: Vec<String> = raw
+        .split(|c: char| c == ' ' || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if scopes.is_empty() || !scopes.iter().all(|s| crate::oauth::scope::is_scope_token(s)) {
+        return Err(ConfigError {
+            name: "LATCHKEY_SCOPES",
+            reason: "expected scope tokens separated by spaces or commas".into(),
+        });
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.table, "latchkey");
+        assert_eq!(c.code_ttl, 60);
+        assert!(!c.allow_loopback_outbound);
+        let uri: http::Uri = "https://abc.execute-api.us-east-1.amazonaws.com/x".parse().unwrap();
+        assert_eq!(
+            c.base_url(&uri, None),
+            "https://abc.execute-api.us-east-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn issuer_strips_trailing_slash() {
+        let c = cfg(&[("LATCHKEY_PUBLIC_URL", "https://auth.example.com/")]).unwrap();
+        let uri: http::Uri = "/x".parse().unwrap();
+        let base = c.base_url(&uri, Some("other.example"));
+        assert_eq!(c.issuer_for(&base), "https://auth.example.com/oauth/2.1");
+    }
+
+    #[test]
+    fn code_ttl_cannot_exceed_sixty_seconds() {
+        assert!(cfg(&[("LATCHKEY_CODE_TTL", "61")]).is_err());
+        assert!(cfg(&[("LATCHKEY_ACCESS_TOKEN_TTL", "-1")]).is_err());
+        assert!(cfg(&[("LATCHKEY_PUBLIC_URL", "ftp://x")]).is_err());
+        assert!(cfg(&[("LATCHKEY_ALLOW_LOOPBACK_OUTBOUND", "yes")]).is_err());
+        assert!(cfg(&[("LATCHKEY_SCOPES", "a\"b")]).is_err());
+    }
+}

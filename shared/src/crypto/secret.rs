@@ -1,0 +1,58 @@
+//! Values we issue (tokens, codes, client secrets, API keys): random, prefixed for secret scanners,
+//! stored only as a SHA-256, compared in constant time.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Prefix of client secrets.
+pub const CLIENT_SECRET_PREFIX: &str = "lk_cs_";
+/// Prefix of client ids (not secret, but recognisable).
+pub const CLIENT_ID_PREFIX: &str = "lkc_";
+
+/// `prefix` followed by `bytes` random bytes, base64url without padding.
+pub fn random_token(prefix: &str, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(&buf))
+}
+
+/// A new secret with 256 bits of entropy.
+pub fn new_secret(prefix: &str) -> String {
+    random_token(prefix, 32)
+}
+
+/// Lowercase hex SHA-256 of a secret: what the store keeps instead of the value.
+pub fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// Constant-time comparison of a presented secret with a stored hash.
+pub fn verify(presented: &str, stored_hash: &str) -> bool {
+    hash(presented).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_prefixed_random_and_verified_by_hash() {
+        let a = new_secret(CLIENT_SECRET_PREFIX);
+        let b = new_secret(CLIENT_SECRET_PREFIX);
+        assert!(a.starts_with("lk_cs_"));
+        assert_eq!(a.len(), 6 + 43);
+        assert_ne!(a, b);
+        let h = hash(&a);
+        assert_eq!(h.len(), 64);
+        assert!(!h.contains(&a));
+        assert!(verify(&a, &h));
+        assert!(!verify(&b, &h));
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

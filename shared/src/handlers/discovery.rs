@@ -1,0 +1,29 @@
+//! `GET /.well-known/oauth-authorization-server/oauth/2.1` (RFC 8414 §3) and the root variant for
+//! clients of the MCP 2025-03-26 revision. Cacheable, CORS-open, no store calls.
+
+use http::{HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+use crate::http::response;
+use crate::oauth::metadata::authorization_server_metadata;
+use crate::state::AppState;
+
+const METHODS: &str = "GET, OPTIONS";
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    match *req.method() {
+        Method::OPTIONS => return response::preflight(METHODS),
+        Method::GET | Method::HEAD => {}
+        _ => return response::cors(response::method_not_allowed(METHODS), METHODS),
+    }
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+    let base = state.config.base_url(req.uri(), host);
+    let doc = authorization_server_metadata(&state.config, &base);
+    let mut res = response::json(StatusCode::OK, &doc);
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    res.headers_mut().remove(http::header::PRAGMA);
+    response::cors(res, METHODS)
+}

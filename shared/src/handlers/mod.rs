@@ -1,0 +1,4 @@
+//! One module per endpoint: `handle(&AppState, Request) -> Response`, used by Lambda and `serve`.
+
+pub mod discovery;
+pub mod register;

@@ -1,0 +1,24 @@
+//! latchkey: OAuth for the Model Context Protocol on DynamoDB and KMS.
+//!
+//! One domain crate used by every Lambda binary in `functions/`, by `latchkey serve` and by the tests.
+//! The request path is `router` → `handlers::<endpoint>` → domain (`oauth`) → `store` / `crypto`.
+
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod lambda;
+pub mod metrics;
+pub mod oauth;
+pub mod router;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+#[cfg(feature = "embedded")]
+pub mod local;
+
+pub use config::Config;
+pub use state::AppState;

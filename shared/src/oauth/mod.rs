@@ -1,0 +1,7 @@
+//! Pure authorization-server logic: it takes parsed input and stored records and returns a decision,
+//! so it is unit-tested without a store. Handlers do the I/O.
+
+pub mod client;
+pub mod metadata;
+pub mod redirect;
+pub mod scope;

@@ -1,0 +1,62 @@
+//! Method + path → handler: the same table `template.yaml` routes, mounted by `latchkey serve`.
+
+use lambda_http::{Body, Request, Response};
+
+use crate::handlers;
+use crate::http::response;
+use crate::state::AppState;
+
+/// Every endpoint, one per Lambda function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `functions/discovery`: RFC 8414 metadata.
+    Discovery,
+    /// `functions/register`: RFC 7591 dynamic client registration.
+    Register,
+}
+
+impl Route {
+    pub const ALL: [Route; 2] = [Route::Discovery, Route::Register];
+
+    /// The function (package) name under `functions/`.
+    pub fn function(self) -> &'static str {
+        match self {
+            Route::Discovery => "discovery",
+            Route::Register => "register",
+        }
+    }
+
+    /// The paths routed to this endpoint, with the methods it answers.
+    pub fn paths(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Route::Discovery => &[
+                ("GET", "/.well-known/oauth-authorization-server/oauth/2.1"),
+                ("GET", "/.well-known/oauth-authorization-server"),
+            ],
+            Route::Register => &[("POST", "/oauth/2.1/register")],
+        }
+    }
+
+    /// Which route serves `path`, if any.
+    pub fn for_path(path: &str) -> Option<Route> {
+        Route::ALL
+            .into_iter()
+            .find(|r| r.paths().iter().any(|(_, p)| *p == path))
+    }
+}
+
+/// Run one endpoint's handler.
+pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body> {
+    match route {
+        Route::Discovery => handlers::discovery::handle(state, req).await,
+        Route::Register => handlers::register::handle(state, req).await,
+    }
+}
+
+/// Route a request by its path (the local server); 404 when no endpoint serves it.
+pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
+    match Route::for_path(req.uri().path()) {
+        Some(route) => call(route, state, req).await,
+        None => response::not_found(),
+    }
+}

@@ -1,0 +1,132 @@
+//! A typed view over a DynamoDB item: builders for writing and accessors for reading.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::keys::Key;
+use super::StoreError;
+
+/// A DynamoDB item.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Item(HashMap<String, AttributeValue>);
+
+impl From<HashMap<String, AttributeValue>> for Item {
+    fn from(m: HashMap<String, AttributeValue>) -> Self {
+        Item(m)
+    }
+}
+
+impl Item {
+    /// A new item with its key set.
+    pub fn with_key(key: &Key) -> Self {
+        Item(key.to_map())
+    }
+
+    pub fn into_map(self) -> HashMap<String, AttributeValue> {
+        self.0
+    }
+
+    pub fn get(&self, name: &str) -> Option<&AttributeValue> {
+        self.0.get(name)
+    }
+
+    pub fn set_s(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.0.insert(name.into(), AttributeValue::S(value.into()));
+        self
+    }
+
+    pub fn set_opt_s(self, name: &str, value: Option<impl Into<String>>) -> Self {
+        match value {
+            Some(v) => self.set_s(name, v),
+            None => self,
+        }
+    }
+
+    pub fn set_n(mut self, name: &str, value: i64) -> Self {
+        self.0.insert(name.into(), AttributeValue::N(value.to_string()));
+        self
+    }
+
+    pub fn set_b(mut self, name: &str, value: Vec<u8>) -> Self {
+        self.0.insert(name.into(), AttributeValue::B(Blob::new(value)));
+        self
+    }
+
+    pub fn set_list(mut self, name: &str, values: &[String]) -> Self {
+        self.0.insert(
+            name.into(),
+            AttributeValue::L(values.iter().map(|v| AttributeValue::S(v.clone())).collect()),
+        );
+        self
+    }
+
+    pub fn s(&self, name: &str) -> Option<&str> {
+        match self.0.get(name) {
+            Some(AttributeValue::S(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn req_s(&self, name: &str) -> Result<&str, StoreError> {
+        self.s(name)
+            .ok_or_else(|| StoreError::Malformed(format!("missing string {name}")))
+    }
+
+    pub fn n(&self, name: &str) -> Option<i64> {
+        match self.0.get(name) {
+            Some(AttributeValue::N(n)) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn b(&self, name: &str) -> Option<&[u8]> {
+        match self.0.get(name) {
+            Some(AttributeValue::B(b)) => Some(b.as_ref()),
+            _ => None,
+        }
+    }
+
+    pub fn list(&self, name: &str) -> Vec<String> {
+        match self.0.get(name) {
+            Some(AttributeValue::L(l)) => l
+                .iter()
+                .filter_map(|v| match v {
+                    AttributeValue::S(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_and_accessors() {
+        let k = Key {
+            pk: "A".into(),
+            sk: "B".into(),
+        };
+        let item = Item::with_key(&k)
+            .set_s("s", "x")
+            .set_n("n", 42)
+            .set_b("b", vec![1, 2])
+            .set_list("l", &["p".into(), "q".into()])
+            .set_opt_s("none", None::<String>);
+        assert_eq!(item.s("pk"), Some("A"));
+        assert_eq!(item.s("s"), Some("x"));
+        assert_eq!(item.n("n"), Some(42));
+        assert_eq!(item.b("b"), Some(&[1u8, 2][..]));
+        assert_eq!(item.list("l"), vec!["p", "q"]);
+        assert!(item.get("none").is_none());
+        assert!(item.req_s("missing").is_err());
+        assert!(!super::super::is_expired(&item, 0));
+        assert!(super::super::is_expired(&item.clone().set_n("ttl", 10), 10));
+        assert!(!super::super::is_expired(&item.set_n("ttl", 11), 10));
+    }
+}

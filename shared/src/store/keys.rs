@@ -1,0 +1,41 @@
+//! Key formats of the single table. Every format is listed in the README's storage schema.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+/// A primary key: partition `pk` and sort `sk`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn to_map(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_string(), AttributeValue::S(self.pk.clone())),
+            ("sk".to_string(), AttributeValue::S(self.sk.clone())),
+        ])
+    }
+}
+
+/// Partition prefix of registered OAuth clients.
+pub const CLIENT_PREFIX: &str = "CLIENT#";
+
+/// A registered OAuth client: `CLIENT#<client_id>` / `CLIENT`.
+pub fn client(client_id: &str) -> Key {
+    Key {
+        pk: format!("{CLIENT_PREFIX}{client_id}"),
+        sk: "CLIENT".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_key_format() {
+        let k = super::client("lkc_abc");
+        assert_eq!((k.pk.as_str(), k.sk.as_str()), ("CLIENT#lkc_abc", "CLIENT"));
+    }
+}

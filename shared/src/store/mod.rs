@@ -1,0 +1,186 @@
+//! The single-table DynamoDB repository (aws-sdk-dynamodb). The same code runs against DynamoDB in AWS
+//! and against the in-process emulator locally and in tests.
+//!
+//! Rules: every read treats `ttl <= now` as absent (DynamoDB deletes expired items lazily); single-use
+//! and race rules are conditional writes, never read-then-write.
+
+pub mod clients;
+pub mod item;
+pub mod keys;
+pub mod table;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+pub use item::Item;
+
+/// Name of the TTL attribute (epoch seconds), enabled on the table.
+pub const TTL_ATTR: &str = "ttl";
+
+/// Why a store call failed. `Service` carries the SDK detail for the log, never for the wire.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write's condition was false (the item exists, was consumed, or changed).
+    #[error("conditional check failed")]
+    ConditionFailed,
+    /// DynamoDB (or the emulator) failed.
+    #[error("dynamodb: {0}")]
+    Service(String),
+    /// A stored item did not have the shape we wrote.
+    #[error("stored item is malformed: {0}")]
+    Malformed(String),
+}
+
+fn service_error<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Service(format!("{op}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+}
+
+/// The repository: a DynamoDB client and the table name.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// Is this item expired at `now`? Items without a `ttl` never expire.
+pub fn is_expired(item: &Item, now: i64) -> bool {
+    match item.get(TTL_ATTR) {
+        Some(AttributeValue::N(n)) => n.parse::<i64>().map(|t| t <= now).unwrap_or(false),
+        _ => false,
+    }
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Strongly consistent read of one item; an expired item is `None`. One round trip.
+    pub async fn get(&self, key: &keys::Key, now: i64) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.to_map()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| service_error("GetItem", e))?;
+        Ok(out.item.map(Item::from).filter(|item| !is_expired(item, now)))
+    }
+
+    /// Write an item that must not exist yet (`attribute_not_exists(pk)`). One round trip.
+    pub async fn put_new(&self, item: Item) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.into_map()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_conditional_check_failed_exception())
+                    .unwrap_or(false) =>
+            {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(e) => Err(service_error("PutItem", e)),
+        }
+    }
+
+    /// Delete an item (no condition). One round trip.
+    pub async fn delete(&self, key: &keys::Key) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key.to_map()))
+            .send()
+            .await
+            .map_err(|e| service_error("DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// Every live item under one partition key, following pagination.
+    pub async fn query_partition(&self, pk: &str, now: i64) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| service_error("Query", e))?;
+            out.extend(
+                page.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Item::from)
+                    .filter(|i| !is_expired(i, now)),
+            );
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every live item whose partition key starts with `prefix` (a scan: admin commands only).
+    pub async fn scan_prefix(&self, prefix: &str, now: i64) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", AttributeValue::S(prefix.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| service_error("Scan", e))?;
+            out.extend(
+                page.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Item::from)
+                    .filter(|i| !is_expired(i, now)),
+            );
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,27 @@
+//! Logging setup. Log lines carry ids and outcomes, never a token, secret or code.
+
+use tracing_subscriber::EnvFilter;
+
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_smithy_runtime=error,aws_config=warn"))
+}
+
+/// JSON lines for CloudWatch (Lambda).
+pub fn init_json() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter())
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
+/// Human-readable lines for `latchkey serve`.
+pub fn init_text() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,1 @@
+//! Integration tests for latchkey live in `tests/`.
