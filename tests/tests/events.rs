@@ -1,0 +1,65 @@
+//! Every sample event in `events/` parses with `lambda_http::request::from_str` and runs through its
+//! function's handler (the same call the Lambda binary makes), with the expected status.
+
+mod common;
+
+use std::path::PathBuf;
+
+use latchkey::router::{self, Route};
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// (event file, expected status). Every file in `events/` must be listed here.
+const EXPECTED: &[(&str, u16)] = &[
+    ("discovery.json", 200),
+    ("discovery-root.json", 200),
+    ("discovery-preflight.json", 204),
+    ("register.json", 201),
+    ("register-confidential.json", 201),
+    ("register-invalid-redirect.json", 400),
+];
+
+fn route_of(file: &str) -> Route {
+    let function = file.trim_end_matches(".json").split('-').next().unwrap();
+    Route::ALL
+        .into_iter()
+        .find(|r| r.function() == function)
+        .unwrap_or_else(|| panic!("{file} names no function"))
+}
+
+#[tokio::test]
+async fn every_event_parses_and_runs_through_its_handler() {
+    let app = common::TestApp::start().await;
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(events_dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let expected = EXPECTED
+            .iter()
+            .find(|(f, _)| *f == name)
+            .unwrap_or_else(|| panic!("events/{name} has no expectation in tests/tests/events.rs"))
+            .1;
+        let text = std::fs::read_to_string(events_dir().join(&name)).unwrap();
+        let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let route = route_of(&name);
+        assert_eq!(
+            Route::for_path(req.uri().path()),
+            Some(route),
+            "{name} path is routed to its function"
+        );
+        let res = router::call(route, &app.server.state, req).await;
+        assert_eq!(res.status().as_u16(), expected, "{name}: {:?}", res.body());
+        seen.push(route);
+    }
+    for route in Route::ALL {
+        assert!(
+            seen.contains(&route),
+            "functions/{} has a sample event",
+            route.function()
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! RFC 7591 dynamic client registration over HTTP: success shapes, storage, budgets, bad input.
+
+mod common;
+
+use common::{assert_oauth_error, TestApp};
+use latchkey::crypto::secret;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn rfc7591_3_2_1_confidential_client_gets_secret_and_only_its_hash_is_stored() {
+    let app = TestApp::start().await;
+    let before = app.calls();
+    let (status, body) = app
+        .register(json!({
+            "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+            "client_name": "Claude",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "scope": "openid email offline_access",
+            "unknown_field": "ignored"
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let after = app.calls();
+    assert_eq!(after.0 - before.0, 1, "register makes exactly one DynamoDB call");
+    assert_eq!(after.1 - before.1, 0, "register makes no KMS call");
+
+    let client_id = body["client_id"].as_str().unwrap();
+    let client_secret = body["client_secret"].as_str().unwrap();
+    assert!(client_id.starts_with("lkc_"));
+    assert!(client_secret.starts_with("lk_cs_"));
+    assert_eq!(body["client_secret_expires_at"], 0);
+    assert!(body["client_id_issued_at"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(
+        body["redirect_uris"],
+        json!(["https://claude.ai/api/mcp/auth_callback"])
+    );
+    assert_eq!(body["client_name"], "Claude");
+    assert_eq!(body["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(body["scope"], "openid email offline_access");
+    assert!(body.get("unknown_field").is_none());
+
+    let items = app.all_items().await;
+    assert_eq!(items.len(), 1);
+    let raw = format!("{:?}", items[0]);
+    assert!(!raw.contains(client_secret), "the secret itself is not stored");
+    assert!(raw.contains(&secret::hash(client_secret)), "its SHA-256 is");
+
+    let now = app.server.state.clock.now();
+    let stored = app
+        .server
+        .state
+        .store
+        .get_client(client_id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(secret::verify(client_secret, stored.secret_hash.as_deref().unwrap()));
+    assert_eq!(
+        stored.metadata.redirect_uris,
+        vec!["https://claude.ai/api/mcp/auth_callback"]
+    );
+}
+
+#[tokio::test]
+async fn rfc7591_2_public_client_with_none_gets_no_secret() {
+    let app = TestApp::start().await;
+    let (status, body) = app
+        .register(json!({
+            "redirect_uris": ["http://localhost:6274/oauth/callback", "http://127.0.0.1:33418/"],
+            "token_endpoint_auth_method": "none",
+            "client_name": "MCP Inspector"
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.get("client_secret").is_none());
+    assert!(body.get("client_secret_expires_at").is_none());
+    assert_eq!(body["token_endpoint_auth_method"], "none");
+    let items = app.all_items().await;
+    assert_eq!(items.len(), 1);
+    assert!(!items[0].contains_key("secret_hash"));
+}
+
+#[tokio::test]
+async fn registration_response_is_cors_open_and_no_store() {
+    let app = TestApp::start().await;
+    let res = app
+        .http
+        .post(app.url("/oauth/2.1/register"))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let pre = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/oauth/2.1/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-methods"], "POST, OPTIONS");
+}
+
+/// Each bad request: expected status, error code, and (the point) nothing stored.
+#[tokio::test]
+async fn rfc7591_3_2_2_bad_input_gets_a_clear_error_and_stores_nothing() {
+    let app = TestApp::start().await;
+    let r = json!(["https://app.example.com/cb"]);
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        (
+            "no body",
+            "application/json",
+            String::new(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "non-JSON",
+            "application/json",
+            "redirect_uris=x".into(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "JSON array",
+            "application/json",
+            "[]".into(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "JSON string",
+            "application/json",
+            "\"x\"".into(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "duplicate keys",
+            "application/json",
+            r#"{"redirect_uris":["https://a.example/cb"],"redirect_uris":["https://b.example/cb"]}"#.into(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "over the cap",
+            "application/json",
+            json!({"redirect_uris": r, "client_name": "x".repeat(70 * 1024)}).to_string(),
+            413,
+            "invalid_request",
+        ),
+        (
+            "wrong content type",
+            "text/plain",
+            json!({"redirect_uris": r}).to_string(),
+            415,
+            "invalid_request",
+        ),
+        (
+            "form content type",
+            "application/x-www-form-urlencoded",
+            "redirect_uris=https%3A%2F%2Fa.example%2Fcb".into(),
+            415,
+            "invalid_request",
+        ),
+        (
+            "missing redirect_uris",
+            "application/json",
+            json!({"client_name": "x"}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "empty list",
+            "application/json",
+            json!({"redirect_uris": []}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "not a list",
+            "application/json",
+            json!({"redirect_uris": "https://a.example/cb"}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "non-URL",
+            "application/json",
+            json!({"redirect_uris": ["not a url"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "relative",
+            "application/json",
+            json!({"redirect_uris": ["/callback"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "plain http",
+            "application/json",
+            json!({"redirect_uris": ["http://example.com/cb"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "fragment",
+            "application/json",
+            json!({"redirect_uris": ["https://a.example/cb#x"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "javascript",
+            "application/json",
+            json!({"redirect_uris": ["javascript:alert(document.cookie)"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "data URI",
+            "application/json",
+            json!({"redirect_uris": ["data:text/html,<script>x</script>"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "user info",
+            "application/json",
+            json!({"redirect_uris": ["https://u:p@a.example/cb"]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "too many",
+            "application/json",
+            json!({"redirect_uris": vec!["https://a.example/cb"; 21]}).to_string(),
+            400,
+            "invalid_redirect_uri",
+        ),
+        (
+            "unknown grant type",
+            "application/json",
+            json!({"redirect_uris": r, "grant_types": ["password"]}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "client_credentials",
+            "application/json",
+            json!({"redirect_uris": r, "grant_types": ["client_credentials"]}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "implicit",
+            "application/json",
+            json!({"redirect_uris": r, "grant_types": ["implicit"]}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "token response type",
+            "application/json",
+            json!({"redirect_uris": r, "response_types": ["token"]}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "unknown auth method",
+            "application/json",
+            json!({"redirect_uris": r, "token_endpoint_auth_method": "private_key_jwt"}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "scope outside scopes_supported",
+            "application/json",
+            json!({"redirect_uris": r, "scope": "openid admin"}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "ill-typed name",
+            "application/json",
+            json!({"redirect_uris": r, "client_name": ["x"]}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "bad application_type",
+            "application/json",
+            json!({"redirect_uris": r, "application_type": "desktop"}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+        (
+            "hostile logo_uri",
+            "application/json",
+            json!({"redirect_uris": r, "logo_uri": "javascript:alert(1)"}).to_string(),
+            400,
+            "invalid_client_metadata",
+        ),
+    ];
+    let before = app.calls();
+    for (name, ct, body, status, code) in cases {
+        let got = app.register_raw(ct, body).await;
+        assert_eq!(got.0, status, "{name}: {:?}", got.1);
+        assert_oauth_error(&got, status, code);
+    }
+    // Non-UTF-8 body.
+    let got = app.register_raw("application/json", vec![0x7b, 0xff, 0x7d]).await;
+    assert_oauth_error(&got, 400, "invalid_client_metadata");
+    assert_eq!(app.calls().0, before.0, "no bad request reached DynamoDB");
+    assert!(app.all_items().await.is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn redirect_uri_outside_the_operator_policy_is_refused() {
+    // The policy is configuration; check it through the same validation the handler runs.
+    let policy = latchkey::oauth::redirect::RedirectPolicy::parse("loopback,https://app.example.com/oauth/*").unwrap();
+    let scopes = vec!["openid".to_string()];
+    let body = json!({"redirect_uris": ["https://evil.example/oauth/cb"]});
+    let err = latchkey::oauth::client::validate_registration(body.as_object().unwrap(), &policy, &scopes).unwrap_err();
+    assert_eq!(err.code.as_str(), "invalid_redirect_uri");
+    assert!(err.description.contains("policy"));
+    let ok = json!({"redirect_uris": ["https://app.example.com/oauth/cb"]});
+    assert!(latchkey::oauth::client::validate_registration(ok.as_object().unwrap(), &policy, &scopes).is_ok());
+}
+
+#[tokio::test]
+async fn each_registration_gets_a_distinct_client() {
+    let app = TestApp::start().await;
+    let a: Value = app.register(json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await.1;
+    let b: Value = app.register(json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await.1;
+    assert_ne!(a["client_id"], b["client_id"]);
+    assert_ne!(a["client_secret"], b["client_secret"]);
+    assert_eq!(app.all_items().await.len(), 2);
+}
