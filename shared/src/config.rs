@@ -148,7 +148,7 @@ fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
 
 fn parse_scopes(raw: &str) -> Result<Vec<String>, ConfigError> {
     let scopes: Vec<String> = raw
-        .split(|c: char| c == ' ' || c == ',')
+        .split([' ', ','])
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();

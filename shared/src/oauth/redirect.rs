@@ -56,21 +56,17 @@ impl RedirectUri {
             return Err("redirect URI must not contain user info".into());
         }
         let scheme = url.scheme();
-        match scheme {
-            "https" => {
-                if url.host().is_none() {
-                    return Err("https redirect URI must name a host".into());
-                }
-            }
-            "http" => {
-                if !is_loopback_host(&url) {
-                    return Err("http redirect URIs are only allowed on a loopback host (127.0.0.1, [::1] or localhost); use https".into());
-                }
-            }
-            s if DANGEROUS_SCHEMES.contains(&s) => {
-                return Err(format!("redirect URI scheme \"{s}\" is not allowed"));
-            }
-            _ => {}
+        if scheme == "https" && url.host().is_none() {
+            return Err("https redirect URI must name a host".into());
+        }
+        if scheme == "http" && !is_loopback_host(&url) {
+            return Err(
+                "http redirect URIs are only allowed on a loopback host (127.0.0.1, [::1] or localhost); use https"
+                    .into(),
+            );
+        }
+        if DANGEROUS_SCHEMES.contains(&scheme) {
+            return Err(format!("redirect URI scheme \"{scheme}\" is not allowed"));
         }
         Ok(RedirectUri {
             raw: raw.to_string(),
