@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod http;
 pub mod lambda;
 pub mod metrics;
+pub mod net;
 pub mod oauth;
 pub mod router;
 pub mod state;
