@@ -67,13 +67,22 @@ async fn expired_items_read_as_absent() {
         pk: "TEST#1".into(),
         sk: "X".into(),
     };
-    store.put_new(Item::with_key(&key).set_n("ttl", now + 5)).await.unwrap();
+    store
+        .put_new(Item::with_key(&key).set_n("ttl", now + 5), now)
+        .await
+        .unwrap();
     assert!(store.get(&key, now).await.unwrap().is_some());
     assert!(
         store.get(&key, now + 5).await.unwrap().is_none(),
         "ttl <= now is absent"
     );
     // A second put_new on the same key fails its condition.
-    let again = store.put_new(Item::with_key(&key)).await;
+    let again = store.put_new(Item::with_key(&key), now).await;
     assert!(matches!(again, Err(latchkey::store::StoreError::ConditionFailed)));
+    // Once expired (but not yet deleted by DynamoDB), the key is free again.
+    store
+        .put_new(Item::with_key(&key).set_s("v", "new"), now + 5)
+        .await
+        .unwrap();
+    assert_eq!(store.get(&key, now + 5).await.unwrap().unwrap().s("v"), Some("new"));
 }

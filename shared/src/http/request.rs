@@ -45,6 +45,7 @@ pub fn body(req: &Request) -> Result<&[u8], BadRequest> {
 
 /// Check the media type of the body (parameters such as `charset=utf-8` allowed); 415 otherwise.
 pub fn require_content_type(req: &Request, expected: &str) -> Result<(), BadRequest> {
+    single_header(req, http::header::CONTENT_TYPE)?;
     let got = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -58,6 +59,17 @@ pub fn require_content_type(req: &Request, expected: &str) -> Result<(), BadRequ
             format!("Content-Type must be {expected}"),
         ))
     }
+}
+
+/// Refuse a request that repeats a header which must appear once (400).
+pub fn single_header(req: &Request, name: http::header::HeaderName) -> Result<(), BadRequest> {
+    if req.headers().get_all(&name).iter().count() > 1 {
+        return Err(BadRequest::new(
+            StatusCode::BAD_REQUEST,
+            format!("the {name} header must appear at most once"),
+        ));
+    }
+    Ok(())
 }
 
 /// Form or query parameters, each name at most once.
@@ -138,7 +150,10 @@ pub fn parse_strict_json(bytes: &[u8]) -> Result<Value, String> {
     let value = StrictValue::deserialize_from(&mut de).map_err(|e| {
         let msg = e.to_string();
         if msg.starts_with("duplicate key") {
-            msg.split(" at line").next().unwrap_or("duplicate key").to_string()
+            let quoted = msg.split(" at line").next().unwrap_or("duplicate key");
+            quoted.chars().filter(|c| !c.is_control()).take(80).collect()
+        } else if std::str::from_utf8(bytes).is_err() {
+            "request body is not UTF-8".to_string()
         } else {
             "request body is not valid JSON".to_string()
         }
@@ -214,6 +229,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 /// HTTP Basic credentials (RFC 6749 §2.3.1: id and secret form-urlencoded, then base64).
 /// `Ok(None)` when there is no `Authorization: Basic` header.
 pub fn basic_auth(req: &Request) -> Result<Option<(String, String)>, String> {
+    single_header(req, http::header::AUTHORIZATION).map_err(|e| e.message)?;
     let Some(value) = req.headers().get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -283,6 +299,11 @@ mod tests {
             .message
             .contains("empty"));
         assert_eq!(json_object(&req("text/plain", "{}")).unwrap_err().status, 415);
+        let mut twice = req("application/json", "{}");
+        twice
+            .headers_mut()
+            .append("content-type", "application/json".parse().unwrap());
+        assert_eq!(json_object(&twice).unwrap_err().status, 400);
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
         assert_eq!(json_object(&req("application/json", &big)).unwrap_err().status, 413);
     }

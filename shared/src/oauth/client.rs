@@ -97,7 +97,9 @@ fn opt_https_url(body: &Map<String, Value>, name: &str) -> Result<Option<String>
         return Ok(None);
     };
     match url::Url::parse(&v) {
-        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(Some(v)),
+        Ok(u) if u.scheme() == "https" && u.host().is_some() && !v.contains(char::is_whitespace) => {
+            Ok(Some(u.to_string()))
+        }
         _ => Err(meta_err(format!("{name} must be an https URL"))),
     }
 }
@@ -105,8 +107,10 @@ fn opt_https_url(body: &Map<String, Value>, name: &str) -> Result<Option<String>
 fn opt_text_long(body: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() <= 2000 => Ok(Some(s.clone())),
-        Some(_) => Err(meta_err(format!("{name} must be a string of at most 2000 characters"))),
+        Some(Value::String(s)) if s.len() <= 2000 && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
+        Some(_) => Err(meta_err(format!(
+            "{name} must be a string of at most 2000 characters without control characters"
+        ))),
     }
 }
 
@@ -225,8 +229,13 @@ pub fn validate_registration(
     };
 
     let contacts = string_list(body, "contacts", 10)?.unwrap_or_default();
-    if contacts.iter().any(|c| c.len() > MAX_TEXT_LEN) {
-        return Err(meta_err("contacts entries must be at most 256 characters"));
+    if contacts
+        .iter()
+        .any(|c| c.chars().count() > MAX_TEXT_LEN || c.chars().any(char::is_control))
+    {
+        return Err(meta_err(
+            "contacts entries must be at most 256 characters without control characters",
+        ));
     }
 
     Ok(ClientMetadata {
@@ -327,6 +336,8 @@ mod tests {
             json!({"redirect_uris": r, "application_type": "desktop"}),
             json!({"redirect_uris": r, "client_name": "x".repeat(300)}),
             json!({"redirect_uris": r, "client_uri": "javascript:alert(1)"}),
+            json!({"redirect_uris": r, "client_uri": "https://a.example/\tx"}),
+            json!({"redirect_uris": r, "contacts": ["a\u{0}b"]}),
         ] {
             assert_eq!(code_of(body.clone()), "invalid_client_metadata", "{body}");
         }

@@ -19,6 +19,15 @@ const DANGEROUS_SCHEMES: &[&str] = &[
     "ftp",
     "ws",
     "wss",
+    "intent",
+    "mailto",
+    "tel",
+    "sms",
+    "chrome",
+    "chrome-extension",
+    "moz-extension",
+    "jar",
+    "resource",
 ];
 
 /// A syntactically acceptable redirect URI (absolute, no fragment, no user info, safe scheme).
@@ -47,6 +56,9 @@ impl RedirectUri {
         }
         if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("redirect URI must not contain spaces or control characters".into());
+        }
+        if raw.contains('\\') || has_dot_segment(raw) {
+            return Err("redirect URI must not contain backslashes or dot segments (. or ..)".into());
         }
         let url = Url::parse(raw).map_err(|_| "redirect URI must be an absolute URI".to_string())?;
         if url.fragment().is_some() || raw.contains('#') {
@@ -106,6 +118,15 @@ impl RedirectUri {
         let _ = b.set_port(None);
         a == b
     }
+}
+
+/// Does the path contain a `.` or `..` segment, literally or percent-encoded? Such URIs resolve
+/// elsewhere than their text says, which would defeat prefix policies and exact matching.
+fn has_dot_segment(raw: &str) -> bool {
+    let after_scheme = raw.split_once(':').map(|(_, r)| r).unwrap_or(raw);
+    let path = after_scheme.split(['?', '#']).next().unwrap_or("");
+    let lower = path.to_ascii_lowercase().replace("%2e", ".");
+    lower.split('/').skip(1).any(|seg| seg == "." || seg == "..")
 }
 
 fn is_loopback_host(url: &Url) -> bool {
@@ -212,6 +233,9 @@ mod tests {
             "javascript:alert(1)",
             "data:text/html,hi",
             "file:///etc/passwd",
+            "intent://x#Intent;end",
+            "mailto:a@example.com",
+            "https://a.example/a/../b",
             "/relative",
             "not a url",
             "https://user:pw@example.com/cb",
@@ -245,6 +269,15 @@ mod tests {
         assert!(!ok("https://app.example.com.evil.example/oauth/cb"));
         assert!(!ok("https://evil.example/cb"));
         assert!(!ok("cursor://x/cb"));
+        for escape in [
+            "https://app.example.com/oauth/../admin/cb",
+            "https://app.example.com/oauth/%2e%2e/admin",
+            "https://app.example.com/oauth/%2E./admin",
+            "https://app.example.com/oauth/..\\admin",
+            "https://app.example.com/oauth/./cb",
+        ] {
+            assert!(RedirectUri::parse(escape).is_err(), "{escape}");
+        }
         assert!(RedirectPolicy::parse("https://app.example.com*").is_err());
         assert!(RedirectPolicy::parse("").is_err());
         assert!(RedirectPolicy::parse("http://example.com/").is_err());

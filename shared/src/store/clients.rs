@@ -49,7 +49,7 @@ impl ClientRecord {
 impl Store {
     /// Store a new client (fails if the id exists). One round trip.
     pub async fn put_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        self.put_new(client.to_item()).await
+        self.put_new(client.to_item(), client.created_at).await
     }
 
     /// Load a client. One round trip.

@@ -87,14 +87,17 @@ impl Store {
         Ok(out.item.map(Item::from).filter(|item| !is_expired(item, now)))
     }
 
-    /// Write an item that must not exist yet (`attribute_not_exists(pk)`). One round trip.
-    pub async fn put_new(&self, item: Item) -> Result<(), StoreError> {
+    /// Write an item that must not exist yet, where an expired item DynamoDB has not yet deleted counts
+    /// as absent (`attribute_not_exists(pk) OR ttl <= now`). One round trip.
+    pub async fn put_new(&self, item: Item, now: i64) -> Result<(), StoreError> {
         let res = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item.into_map()))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
         match res {

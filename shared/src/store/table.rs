@@ -15,10 +15,16 @@ use super::{StoreError, TTL_ATTR};
 /// Returns `true` if it created the table.
 pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     let svc = |op: &str, e: String| StoreError::Service(format!("{op}: {e}"));
-    if let Ok(out) = client.describe_table().table_name(table).send().await {
-        if out.table.is_some() {
-            return Ok(false);
-        }
+    let exists = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map(|out| out.table.is_some())
+        .unwrap_or(false);
+    if exists {
+        enable_ttl(client, table).await?;
+        return Ok(false);
     }
     let attr = |n: &str| {
         AttributeDefinition::builder()
@@ -62,7 +68,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    client
+    enable_ttl(client, table).await?;
+    Ok(true)
+}
+
+/// Turn TTL on for `ttl`; "already enabled" is success, so an interrupted create can be re-run.
+async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
+    let res = client
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
@@ -70,15 +82,19 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
                 .attribute_name(TTL_ATTR)
                 .enabled(true)
                 .build()
-                .map_err(|e| svc("UpdateTimeToLive", e.to_string()))?,
+                .map_err(|e| StoreError::Service(format!("UpdateTimeToLive: {e}")))?,
         )
         .send()
-        .await
-        .map_err(|e| {
-            svc(
-                "UpdateTimeToLive",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-            )
-        })?;
-    Ok(true)
+        .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+            if detail.contains("already enabled") {
+                Ok(())
+            } else {
+                Err(StoreError::Service(format!("UpdateTimeToLive: {detail}")))
+            }
+        }
+    }
 }
