@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 addr: "127.0.0.1:0".parse()?,
                 data_dir: Some(data_dir),
                 public_url: None,
+                config: Vec::new(),
             })
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -125,6 +126,7 @@ async fn serve(addr: SocketAddr, data_dir: Option<PathBuf>, public_url: Option<S
         addr,
         data_dir: data_dir.clone(),
         public_url,
+        config: Vec::new(),
     })
     .await
     .map_err(|e| anyhow::anyhow!("starting latchkey: {e}"))?;

@@ -47,17 +47,14 @@ pub struct ConfigError {
 pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
 
 impl Config {
-    /// The public base URL: the configured one, else `https://<host>` of the request.
-    pub fn base_url(&self, req_uri: &http::Uri, host_header: Option<&str>) -> String {
-        if let Some(u) = &self.public_url {
-            return u.clone();
+    /// The public base URL: the configured one, else `https://<domain>` where the domain is API
+    /// Gateway's `requestContext.domainName` (not the client-controlled `Host` header).
+    pub fn base_url(&self, api_domain: Option<&str>) -> String {
+        match (&self.public_url, api_domain) {
+            (Some(u), _) => u.clone(),
+            (None, Some(domain)) => format!("https://{domain}"),
+            (None, None) => "https://localhost".to_string(),
         }
-        let host = req_uri
-            .authority()
-            .map(|a| a.as_str())
-            .or(host_header)
-            .unwrap_or("localhost");
-        format!("https://{host}")
     }
 
     /// The issuer identifier: `{public base URL}/oauth/2.1` (RFC 8414 §2).
@@ -120,13 +117,19 @@ impl Config {
         })
     }
 
-    /// The embedded default used by `latchkey serve` and tests: loopback outbound allowed.
-    pub fn embedded(public_url: &str) -> Result<Self, ConfigError> {
+    /// The embedded default used by `latchkey serve` and tests: loopback outbound allowed, the rest
+    /// from `overrides`, then the environment.
+    pub fn embedded(public_url: &str, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
         let public_url = public_url.to_string();
-        Self::from_lookup(move |k| match k {
-            "LATCHKEY_PUBLIC_URL" => Some(public_url.clone()),
-            "LATCHKEY_ALLOW_LOOPBACK_OUTBOUND" => Some("true".into()),
-            _ => env::var(k).ok(),
+        Self::from_lookup(move |k| {
+            if let Some((_, v)) = overrides.iter().find(|(name, _)| name == k) {
+                return Some(v.clone());
+            }
+            match k {
+                "LATCHKEY_PUBLIC_URL" => Some(public_url.clone()),
+                "LATCHKEY_ALLOW_LOOPBACK_OUTBOUND" => Some("true".into()),
+                _ => env::var(k).ok(),
+            }
         })
     }
 }
@@ -177,9 +180,8 @@ mod tests {
         assert_eq!(c.table, "latchkey");
         assert_eq!(c.code_ttl, 60);
         assert!(!c.allow_loopback_outbound);
-        let uri: http::Uri = "https://abc.execute-api.us-east-1.amazonaws.com/x".parse().unwrap();
         assert_eq!(
-            c.base_url(&uri, None),
+            c.base_url(Some("abc.execute-api.us-east-1.amazonaws.com")),
             "https://abc.execute-api.us-east-1.amazonaws.com"
         );
     }
@@ -187,8 +189,7 @@ mod tests {
     #[test]
     fn issuer_strips_trailing_slash() {
         let c = cfg(&[("LATCHKEY_PUBLIC_URL", "https://auth.example.com/")]).unwrap();
-        let uri: http::Uri = "/x".parse().unwrap();
-        let base = c.base_url(&uri, Some("other.example"));
+        let base = c.base_url(Some("other.example"));
         assert_eq!(c.issuer_for(&base), "https://auth.example.com/oauth/2.1");
     }
 

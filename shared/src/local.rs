@@ -29,6 +29,8 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Public base URL; defaults to `http://<bound addr>`.
     pub public_url: Option<String>,
+    /// Configuration values (`LATCHKEY_*` names) that take precedence over the environment.
+    pub config: Vec<(String, String)>,
 }
 
 /// A running embedded server. Dropping it stops both listeners.
@@ -118,7 +120,7 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
     let addr = listener.local_addr()?;
     let public_url = opts.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let config = Config::embedded(&public_url)?;
+    let config = Config::embedded(&public_url, &opts.config)?;
     let metrics = Metrics::default();
     let client = local_dynamodb_client(&dynamodb_endpoint, &metrics);
     table::create_table(&client, &config.table).await?;

@@ -45,6 +45,7 @@ async fn main() {
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: None,
         public_url: None,
+        config: Vec::new(),
     })
     .await
     .unwrap();

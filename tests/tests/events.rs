@@ -63,3 +63,15 @@ async fn every_event_parses_and_runs_through_its_handler() {
         );
     }
 }
+
+#[test]
+fn without_a_public_url_the_issuer_comes_from_api_gateway_not_the_host_header() {
+    let text = std::fs::read_to_string(events_dir().join("discovery.json")).unwrap();
+    let mut req = lambda_http::request::from_str(&text).unwrap();
+    req.headers_mut().insert("host", "attacker.example".parse().unwrap());
+    let config = latchkey::Config::from_lookup(|_| None).unwrap();
+    assert_eq!(
+        latchkey::http::request::public_base(&config, &req),
+        "https://abc123.execute-api.us-east-1.amazonaws.com"
+    );
+}

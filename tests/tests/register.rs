@@ -321,16 +321,51 @@ async fn rfc7591_3_2_2_bad_input_gets_a_clear_error_and_stores_nothing() {
 }
 
 #[tokio::test]
-async fn redirect_uri_outside_the_operator_policy_is_refused() {
-    // The policy is configuration; check it through the same validation the handler runs.
-    let policy = latchkey::oauth::redirect::RedirectPolicy::parse("loopback,https://app.example.com/oauth/*").unwrap();
-    let scopes = vec!["openid".to_string()];
-    let body = json!({"redirect_uris": ["https://evil.example/oauth/cb"]});
-    let err = latchkey::oauth::client::validate_registration(body.as_object().unwrap(), &policy, &scopes).unwrap_err();
-    assert_eq!(err.code.as_str(), "invalid_redirect_uri");
-    assert!(err.description.contains("policy"));
-    let ok = json!({"redirect_uris": ["https://app.example.com/oauth/cb"]});
-    assert!(latchkey::oauth::client::validate_registration(ok.as_object().unwrap(), &policy, &scopes).is_ok());
+async fn redirect_uri_outside_the_operator_policy_is_refused_and_nothing_is_stored() {
+    let app = TestApp::start_configured(
+        None,
+        &[(
+            "LATCHKEY_ALLOWED_REDIRECT_URIS",
+            "loopback,https://app.example.com/oauth/*",
+        )],
+    )
+    .await;
+    for uri in [
+        "https://evil.example/oauth/cb",
+        "https://app.example.com/other/cb",
+        "https://app.example.com.evil.example/oauth/cb",
+        "https://app.example.com/oauth/../admin",
+        "https://app.example.com/oauth/%2e%2e/admin",
+        "cursor://anysphere.cursor-retrieval/oauth/callback",
+    ] {
+        let got = app.register(json!({ "redirect_uris": [uri] })).await;
+        assert_oauth_error(&got, 400, "invalid_redirect_uri");
+    }
+    assert!(app.all_items().await.is_empty());
+    let (status, body) = app
+        .register(json!({"redirect_uris": ["https://app.example.com/oauth/cb"]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = app
+        .register(json!({"redirect_uris": ["http://127.0.0.1:5555/cb"]}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(app.all_items().await.len(), 2);
+}
+
+#[tokio::test]
+async fn scope_outside_a_configured_scopes_supported_is_refused() {
+    let app = TestApp::start_configured(None, &[("LATCHKEY_SCOPES", "mcp:tools mcp:read")]).await;
+    let got = app
+        .register(json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "openid"}))
+        .await;
+    assert_oauth_error(&got, 400, "invalid_client_metadata");
+    assert!(app.all_items().await.is_empty());
+    let (status, body) = app
+        .register(json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp:tools"}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["scope"], "mcp:tools");
 }
 
 #[tokio::test]

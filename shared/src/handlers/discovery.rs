@@ -4,7 +4,7 @@
 use http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::http::response;
+use crate::http::{request, response};
 use crate::oauth::metadata::authorization_server_metadata;
 use crate::state::AppState;
 
@@ -16,8 +16,7 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
         Method::GET | Method::HEAD => {}
         _ => return response::cors(response::method_not_allowed(METHODS), METHODS),
     }
-    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
-    let base = state.config.base_url(req.uri(), host);
+    let base = request::public_base(&state.config, &req);
     let doc = authorization_server_metadata(&state.config, &base);
     let mut res = response::json(StatusCode::OK, &doc);
     res.headers_mut().insert(

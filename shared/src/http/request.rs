@@ -72,6 +72,18 @@ pub fn single_header(req: &Request, name: http::header::HeaderName) -> Result<()
     Ok(())
 }
 
+/// The public base URL for this request: the configured one, else API Gateway's domain name from the
+/// request context (never the `Host` header, which the caller controls).
+pub fn public_base(config: &crate::config::Config, req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let domain = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.as_deref(),
+        _ => None,
+    };
+    config.base_url(domain)
+}
+
 /// Form or query parameters, each name at most once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Params(BTreeMap<String, String>);

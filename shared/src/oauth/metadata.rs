@@ -37,7 +37,7 @@ mod tests {
 
     #[test]
     fn rfc8414_2_required_fields_and_issuer_path() {
-        let cfg = Config::embedded("https://auth.example.com").unwrap();
+        let cfg = Config::embedded("https://auth.example.com", &[]).unwrap();
         let m = authorization_server_metadata(&cfg, "https://auth.example.com");
         assert_eq!(m["issuer"], "https://auth.example.com/oauth/2.1");
         assert_eq!(m["token_endpoint"], "https://auth.example.com/oauth/2.1/token");

@@ -19,10 +19,16 @@ impl TestApp {
     }
 
     pub async fn start_with(data_dir: Option<PathBuf>) -> TestApp {
+        Self::start_configured(data_dir, &[]).await
+    }
+
+    /// Start with configuration values (`LATCHKEY_*`) set for this server only.
+    pub async fn start_configured(data_dir: Option<PathBuf>, config: &[(&str, &str)]) -> TestApp {
         let server = local::start(Options {
             addr: "127.0.0.1:0".parse().unwrap(),
             data_dir,
             public_url: None,
+            config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         })
         .await
         .expect("embedded latchkey starts");
