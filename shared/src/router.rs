@@ -13,16 +13,22 @@ pub enum Route {
     Discovery,
     /// `functions/register`: RFC 7591 dynamic client registration.
     Register,
+    /// `functions/token`: RFC 6749 token endpoint.
+    Token,
+    /// `functions/revoke`: RFC 7009 revocation.
+    Revoke,
 }
 
 impl Route {
-    pub const ALL: [Route; 2] = [Route::Discovery, Route::Register];
+    pub const ALL: [Route; 4] = [Route::Discovery, Route::Register, Route::Token, Route::Revoke];
 
     /// The function (package) name under `functions/`.
     pub fn function(self) -> &'static str {
         match self {
             Route::Discovery => "discovery",
             Route::Register => "register",
+            Route::Token => "token",
+            Route::Revoke => "revoke",
         }
     }
 
@@ -34,6 +40,8 @@ impl Route {
                 ("GET", "/.well-known/oauth-authorization-server"),
             ],
             Route::Register => &[("POST", "/oauth/2.1/register")],
+            Route::Token => &[("POST", "/oauth/2.1/token")],
+            Route::Revoke => &[("POST", "/oauth/2.1/revoke")],
         }
     }
 
@@ -50,6 +58,8 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
     match route {
         Route::Discovery => handlers::discovery::handle(state, req).await,
         Route::Register => handlers::register::handle(state, req).await,
+        Route::Token => handlers::token::handle(state, req).await,
+        Route::Revoke => handlers::revoke::handle(state, req).await,
     }
 }
 

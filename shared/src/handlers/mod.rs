@@ -2,3 +2,5 @@
 
 pub mod discovery;
 pub mod register;
+pub mod revoke;
+pub mod token;

@@ -2,6 +2,9 @@
 //! so it is unit-tested without a store. Handlers do the I/O.
 
 pub mod client;
+pub mod client_auth;
 pub mod metadata;
+pub mod pkce;
 pub mod redirect;
 pub mod scope;
+pub mod token;

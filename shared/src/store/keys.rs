@@ -23,6 +23,9 @@ impl Key {
 /// Partition prefix of registered OAuth clients.
 pub const CLIENT_PREFIX: &str = "CLIENT#";
 
+/// Partition prefix of grants (and the codes and tokens issued from them; see `store::grants`).
+pub const GRANT_PREFIX: &str = "GRANT#";
+
 /// A registered OAuth client: `CLIENT#<client_id>` / `CLIENT`.
 pub fn client(client_id: &str) -> Key {
     Key {

@@ -5,6 +5,7 @@
 //! and race rules are conditional writes, never read-then-write.
 
 pub mod clients;
+pub mod grants;
 pub mod item;
 pub mod keys;
 pub mod table;

@@ -93,3 +93,77 @@ pub fn assert_oauth_error(got: &(u16, Value), status: u16, code: &str) {
         got.1
     );
 }
+
+/// RFC 7636 Appendix B: a verifier and its S256 challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+impl TestApp {
+    /// Register a client and return (client_id, client_secret?).
+    pub async fn client(&self, auth_method: &str) -> (String, Option<String>) {
+        let (status, body) = self
+            .register(serde_json::json!({
+                "redirect_uris": ["http://127.0.0.1:7777/callback"],
+                "token_endpoint_auth_method": auth_method,
+            }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["client_id"].as_str().unwrap().to_string(),
+            body["client_secret"].as_str().map(str::to_string),
+        )
+    }
+
+    /// What the authorize endpoint stores when a user approves: a grant and its code.
+    pub async fn seed_code(&self, client_id: &str, scope: &str) -> (String, String) {
+        use latchkey::store::grants::{self, CodeRecord, Grant};
+        let state = &self.server.state;
+        let now = state.clock.now();
+        let grant_id = latchkey::crypto::secret::random_token("", 16);
+        let grant = Grant {
+            grant_id: grant_id.clone(),
+            client_id: client_id.to_string(),
+            sub: "user-1".into(),
+            username: "alice@example.com".into(),
+            resource: RESOURCE.into(),
+            scope: scope.into(),
+            created_at: now,
+        };
+        let code = grants::new_token(grants::CODE_PREFIX, &grant_id);
+        let record = CodeRecord {
+            redirect_uri: "http://127.0.0.1:7777/callback".into(),
+            code_challenge: CHALLENGE.into(),
+            expires_at: now + state.config.code_ttl,
+            used: false,
+        };
+        state
+            .store
+            .put_grant_with_code(&grant, &code, &record, now + 3600)
+            .await
+            .unwrap();
+        (grant_id, code)
+    }
+
+    /// POST a form to an endpoint, optionally with Basic credentials.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Items in a grant's partition (grant, codes, tokens), regardless of TTL.
+    pub async fn grant_items(&self, grant_id: &str) -> Vec<latchkey::store::Item> {
+        self.server
+            .state
+            .store
+            .query_partition(&format!("GRANT#{grant_id}"), i64::MIN)
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,74 @@
+//! `POST /oauth/2.1/revoke` (RFC 7009): client-authenticated. Revoking a refresh token revokes its
+//! grant and every token issued from it; revoking an access token removes that token. A client can
+//! never revoke another client's tokens; unknown tokens get 200 (RFC 7009 §2.2).
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::http::{request, response};
+use crate::oauth::client_auth;
+use crate::state::AppState;
+use crate::store::clients::ClientRecord;
+use crate::store::{grants, keys, StoreError};
+
+const METHODS: &str = "POST, OPTIONS";
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    match *req.method() {
+        Method::OPTIONS => return response::preflight(METHODS),
+        Method::POST => {}
+        _ => return response::cors(response::method_not_allowed(METHODS), METHODS),
+    }
+    let res = revoke(state, &req).await.unwrap_or_else(|e| e.response());
+    response::cors(res, METHODS)
+}
+
+fn internal(e: StoreError) -> OAuthError {
+    tracing::error!(error = %e, "revoke failed");
+    OAuthError::server_error()
+}
+
+async fn revoke(state: &AppState, req: &Request) -> Result<Response<Body>, OAuthError> {
+    let params = request::form(req)
+        .map_err(|bad| OAuthError::new(OAuthErrorCode::InvalidRequest, bad.message).with_status(bad.status))?;
+    let client = client_auth::presented(req, &params)?;
+    let token = params
+        .require("token")
+        .map_err(|m| OAuthError::new(OAuthErrorCode::InvalidRequest, m))?;
+    let now = state.clock.now();
+    // Which kind of token is it? The prefix says; `token_type_hint` is only a hint (RFC 7009 §2.1).
+    let (grant_id, token_key, is_refresh) = if let Some(g) = grants::grant_of(grants::REFRESH_PREFIX, token) {
+        (Some(g), grants::refresh_key(g, token), true)
+    } else if let Some(g) = grants::grant_of(grants::ACCESS_PREFIX, token) {
+        (Some(g), grants::access_key(g, token), false)
+    } else {
+        (None, grants::access_key("-", token), false)
+    };
+    let mut found = state
+        .store
+        .get_many(&[keys::client(&client.client_id), token_key.clone()], now)
+        .await
+        .map_err(internal)?
+        .into_iter();
+    let record = found
+        .next()
+        .flatten()
+        .as_ref()
+        .map(ClientRecord::from_item)
+        .transpose()
+        .map_err(internal)?;
+    client_auth::authenticate(&client, record.as_ref())?;
+    let token_item = found.next().flatten();
+    if let (Some(grant_id), Some(item)) = (grant_id, token_item) {
+        if item.s("client_id") == Some(client.client_id.as_str()) {
+            if is_refresh {
+                state.store.revoke_grant(grant_id, now).await.map_err(internal)?;
+            } else {
+                state.store.delete(&token_key).await.map_err(internal)?;
+            }
+            tracing::info!(grant_id = %grant_id, refresh = is_refresh, "token revoked");
+        }
+    }
+    Ok(response::json(StatusCode::OK, &serde_json::json!({})))
+}

@@ -1,0 +1,254 @@
+//! `POST /oauth/2.1/token` (RFC 6749 §3.2, §4.1.3, §6): `authorization_code` with PKCE and
+//! `refresh_token` with rotation. At most two DynamoDB round trips (one BatchGetItem, one
+//! TransactWriteItems) and no KMS call on success.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::http::{request, response};
+use crate::oauth::client_auth::{self, PresentedClient};
+use crate::oauth::pkce;
+use crate::oauth::token::{check_code, check_refresh, CodeDecision, RefreshDecision};
+use crate::state::AppState;
+use crate::store::clients::ClientRecord;
+use crate::store::grants::{self, CodeRecord, Grant, Issue, TokenRecord, WriteRefused};
+use crate::store::{keys, Item, StoreError};
+
+const METHODS: &str = "POST, OPTIONS";
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    match *req.method() {
+        Method::OPTIONS => return response::preflight(METHODS),
+        Method::POST => {}
+        _ => return response::cors(response::method_not_allowed(METHODS), METHODS),
+    }
+    let res = token(state, &req).await.unwrap_or_else(|e| e.response());
+    response::cors(res, METHODS)
+}
+
+fn invalid_request(msg: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidRequest, msg)
+}
+
+fn invalid_grant(msg: &str) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidGrant, msg)
+}
+
+fn internal(context: &str, e: StoreError) -> OAuthError {
+    tracing::error!(error = %e, "token: {context}");
+    OAuthError::server_error()
+}
+
+async fn token(state: &AppState, req: &Request) -> Result<Response<Body>, OAuthError> {
+    let params = request::form(req).map_err(|bad| invalid_request(bad.message).with_status(bad.status))?;
+    let client = client_auth::presented(req, &params)?;
+    match params.get("grant_type") {
+        None | Some("") => Err(invalid_request("missing required parameter \"grant_type\"")),
+        Some("authorization_code") => authorization_code(state, &params, &client).await,
+        Some("refresh_token") => refresh(state, &params, &client).await,
+        Some(_) => Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            "grant_type must be authorization_code or refresh_token",
+        )),
+    }
+}
+
+/// Load the client and the grant's items in one BatchGetItem, then authenticate the client.
+async fn load(
+    state: &AppState,
+    client: &PresentedClient,
+    grant_id: &str,
+    item_key: keys::Key,
+    now: i64,
+) -> Result<(ClientRecord, Option<Item>, Option<Item>), OAuthError> {
+    let mut found = state
+        .store
+        .get_many(
+            &[keys::client(&client.client_id), grants::grant_key(grant_id), item_key],
+            now,
+        )
+        .await
+        .map_err(|e| internal("loading", e))?
+        .into_iter();
+    let client_item = found.next().flatten();
+    let record = client_item
+        .as_ref()
+        .map(ClientRecord::from_item)
+        .transpose()
+        .map_err(|e| internal("client record", e))?;
+    client_auth::authenticate(client, record.as_ref())?;
+    let record = record.ok_or_else(OAuthError::server_error)?;
+    Ok((record, found.next().flatten(), found.next().flatten()))
+}
+
+fn active_grant(item: Option<Item>) -> Result<Grant, OAuthError> {
+    let item = item.ok_or_else(|| invalid_grant("the grant is invalid, expired or revoked"))?;
+    if item.s("status") != Some("active") {
+        return Err(invalid_grant("the grant is invalid, expired or revoked"));
+    }
+    Grant::from_item(&item).map_err(|e| internal("grant record", e))
+}
+
+async fn authorization_code(
+    state: &AppState,
+    params: &request::Params,
+    client: &PresentedClient,
+) -> Result<Response<Body>, OAuthError> {
+    let code = params.require("code").map_err(invalid_request)?;
+    let verifier = params.require("code_verifier").map_err(invalid_request)?;
+    pkce::check_verifier(verifier).map_err(invalid_request)?;
+    let now = state.clock.now();
+    let grant_id = grants::grant_of(grants::CODE_PREFIX, code);
+    let (record, grant_item, code_item) = load(
+        state,
+        client,
+        grant_id.unwrap_or("-"),
+        grants::code_key(grant_id.unwrap_or("-"), code),
+        now,
+    )
+    .await?;
+    if !record.metadata.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "client may not use authorization_code",
+        ));
+    }
+    let (Some(grant_id), Some(code_item)) = (grant_id, code_item) else {
+        return Err(invalid_grant("the code is invalid or expired"));
+    };
+    let grant = active_grant(grant_item)?;
+    let code_rec = CodeRecord {
+        redirect_uri: code_item.s("redirect_uri").unwrap_or_default().to_string(),
+        code_challenge: code_item.s("code_challenge").unwrap_or_default().to_string(),
+        expires_at: code_item.n("exp").unwrap_or(0),
+        used: code_item.s("used") != Some("false"),
+    };
+    let decision = check_code(
+        &record.client_id,
+        &grant,
+        &code_rec,
+        params.get("redirect_uri"),
+        verifier,
+        params.get("resource"),
+        now,
+    )?;
+    if decision == CodeDecision::ReplayRevoke {
+        return replay_revoke(state, grant_id, now, "authorization code replayed").await;
+    }
+    let issue = new_issue(state, &record, &grant, &grant.scope, now);
+    match state
+        .store
+        .redeem_code(grant_id, code, &issue, now)
+        .await
+        .map_err(|e| internal("redeem", e))?
+    {
+        Ok(()) => Ok(token_response(state, &issue)),
+        Err(WriteRefused::Consumed) => replay_revoke(state, grant_id, now, "authorization code replayed").await,
+        Err(WriteRefused::GrantRevoked) => Err(invalid_grant("the grant is invalid, expired or revoked")),
+    }
+}
+
+async fn refresh(
+    state: &AppState,
+    params: &request::Params,
+    client: &PresentedClient,
+) -> Result<Response<Body>, OAuthError> {
+    let token = params.require("refresh_token").map_err(invalid_request)?;
+    let now = state.clock.now();
+    let grant_id = grants::grant_of(grants::REFRESH_PREFIX, token);
+    let (record, grant_item, rt_item) = load(
+        state,
+        client,
+        grant_id.unwrap_or("-"),
+        grants::refresh_key(grant_id.unwrap_or("-"), token),
+        now,
+    )
+    .await?;
+    if !record.metadata.grant_types.iter().any(|g| g == "refresh_token") {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "client may not use refresh_token",
+        ));
+    }
+    let (Some(grant_id), Some(rt_item)) = (grant_id, rt_item) else {
+        return Err(invalid_grant("the refresh token is invalid, expired or revoked"));
+    };
+    let rt = TokenRecord::from_item(&rt_item).map_err(|e| internal("refresh record", e))?;
+    let grace = state.config.refresh_grace_seconds;
+    let decision = check_refresh(
+        &record.client_id,
+        &rt,
+        params.get("scope"),
+        params.get("resource"),
+        grace,
+        now,
+    )?;
+    let scope = match decision {
+        RefreshDecision::ReuseRevoke => {
+            return replay_revoke(state, grant_id, now, "rotated refresh token reused").await
+        }
+        RefreshDecision::Rotate { scope, .. } => scope,
+    };
+    let grant = active_grant(grant_item)?;
+    let issue = new_issue(state, &record, &grant, &scope, now);
+    let cutoff = (grace > 0).then(|| now - grace);
+    match state
+        .store
+        .rotate_refresh(grant_id, token, &issue, now, cutoff)
+        .await
+        .map_err(|e| internal("rotate", e))?
+    {
+        Ok(()) => Ok(token_response(state, &issue)),
+        Err(WriteRefused::Consumed) => replay_revoke(state, grant_id, now, "rotated refresh token reused").await,
+        Err(WriteRefused::GrantRevoked) => Err(invalid_grant("the grant is invalid, expired or revoked")),
+    }
+}
+
+/// A replayed code or reused refresh token: revoke the grant and every token from it.
+async fn replay_revoke(state: &AppState, grant_id: &str, now: i64, why: &str) -> Result<Response<Body>, OAuthError> {
+    tracing::warn!(grant_id = %grant_id, "{why}: revoking the grant");
+    state
+        .store
+        .revoke_grant(grant_id, now)
+        .await
+        .map_err(|e| internal("revoke", e))?;
+    Err(invalid_grant("the grant is invalid, expired or revoked"))
+}
+
+fn new_issue(state: &AppState, client: &ClientRecord, grant: &Grant, scope: &str, now: i64) -> Issue {
+    let cfg = &state.config;
+    let record = |ttl: i64| TokenRecord {
+        grant_id: grant.grant_id.clone(),
+        client_id: client.client_id.clone(),
+        sub: grant.sub.clone(),
+        username: grant.username.clone(),
+        resource: grant.resource.clone(),
+        scope: scope.to_string(),
+        issued_at: now,
+        expires_at: now + ttl,
+        rotated_at: None,
+    };
+    let refresh = client.metadata.grant_types.iter().any(|g| g == "refresh_token");
+    Issue {
+        access_token: grants::new_token(grants::ACCESS_PREFIX, &grant.grant_id),
+        access: record(cfg.access_token_ttl),
+        refresh_token: refresh.then(|| grants::new_token(grants::REFRESH_PREFIX, &grant.grant_id)),
+        refresh: refresh.then(|| record(cfg.refresh_token_ttl)),
+        grant_ttl: now + cfg.refresh_token_ttl.max(cfg.access_token_ttl) + 60,
+    }
+}
+
+fn token_response(state: &AppState, issue: &Issue) -> Response<Body> {
+    let mut body = json!({
+        "access_token": issue.access_token,
+        "token_type": "Bearer",
+        "expires_in": state.config.access_token_ttl,
+        "scope": issue.access.scope,
+    });
+    if let Some(rt) = &issue.refresh_token {
+        body["refresh_token"] = json!(rt);
+    }
+    response::json(StatusCode::OK, &body)
+}

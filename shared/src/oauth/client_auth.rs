@@ -1,0 +1,70 @@
+//! Client authentication at the token and revocation endpoints (RFC 6749 §2.3): HTTP Basic
+//! (`client_secret_basic`), form fields (`client_secret_post`), or a public client naming itself
+//! (`none`). The method used must be the one the client registered.
+
+use lambda_http::Request;
+
+use crate::crypto::secret;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::http::request::{self, Params};
+use crate::store::clients::ClientRecord;
+
+/// Who the request says it is, and how it proves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresentedClient {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub method: &'static str,
+}
+
+fn invalid_client(msg: &str) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidClient, msg)
+}
+
+/// Read the client's credentials from the request. RFC 6749 §2.3: a client MUST NOT use more than one
+/// authentication method in a request.
+pub fn presented(req: &Request, params: &Params) -> Result<PresentedClient, OAuthError> {
+    let basic = request::basic_auth(req).map_err(|m| invalid_client(&m))?;
+    let form_id = params.get("client_id").filter(|s| !s.is_empty());
+    let form_secret = params.get("client_secret").filter(|s| !s.is_empty());
+    match (basic, form_id, form_secret) {
+        (Some(_), _, Some(_)) => Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "use one client authentication method: Basic or client_secret, not both",
+        )),
+        (Some((id, _)), Some(fid), None) if fid != id => {
+            Err(invalid_client("client_id does not match the Basic credentials"))
+        }
+        (Some((id, secret)), _, None) => Ok(PresentedClient {
+            client_id: id,
+            secret: Some(secret),
+            method: "client_secret_basic",
+        }),
+        (None, Some(id), Some(secret)) => Ok(PresentedClient {
+            client_id: id.to_string(),
+            secret: Some(secret.to_string()),
+            method: "client_secret_post",
+        }),
+        (None, Some(id), None) => Ok(PresentedClient {
+            client_id: id.to_string(),
+            secret: None,
+            method: "none",
+        }),
+        (None, None, _) => Err(invalid_client("client authentication is required")),
+    }
+}
+
+/// Check presented credentials against the registered client (`None`: unknown client).
+pub fn authenticate(p: &PresentedClient, client: Option<&ClientRecord>) -> Result<(), OAuthError> {
+    let client = client.ok_or_else(|| invalid_client("client authentication failed"))?;
+    let registered = client.metadata.token_endpoint_auth_method.as_str();
+    if registered != p.method {
+        // A confidential client may not fall back to `none`; a public client has no secret to send.
+        return Err(invalid_client("client authentication failed"));
+    }
+    match (&p.secret, &client.secret_hash) {
+        (None, None) => Ok(()),
+        (Some(s), Some(hash)) if secret::verify(s, hash) => Ok(()),
+        _ => Err(invalid_client("client authentication failed")),
+    }
+}

@@ -1,0 +1,474 @@
+//! Grants and the tokens issued from them. Every token we issue embeds its grant id, and lives in its
+//! grant's partition, so a lookup is one GetItem and revoking a grant finds every token with one Query.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | grant | `GRANT#<grant_id>` | `GRANT` |
+//! | authorization code | `GRANT#<grant_id>` | `CODE#<sha256(code)>` |
+//! | access token | `GRANT#<grant_id>` | `AT#<sha256(token)>` |
+//! | refresh token | `GRANT#<grant_id>` | `RT#<sha256(token)>` |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
+};
+
+use super::item::Item;
+use super::keys::{self, Key};
+use super::{is_expired, Store, StoreError, TTL_ATTR};
+use crate::crypto::secret;
+
+/// Token prefixes (for secret scanners). The part after the prefix is `<grant_id>.<random>`.
+pub const CODE_PREFIX: &str = "lk_ac_";
+pub const ACCESS_PREFIX: &str = "lk_at_";
+pub const REFRESH_PREFIX: &str = "lk_rt_";
+
+/// A new token of one kind for a grant: `<prefix><grant_id>.<256 random bits>`.
+pub fn new_token(prefix: &str, grant_id: &str) -> String {
+    format!("{prefix}{grant_id}.{}", secret::random_token("", 32))
+}
+
+/// The grant id a token names, if it has our shape.
+pub fn grant_of<'a>(prefix: &str, token: &'a str) -> Option<&'a str> {
+    let rest = token.strip_prefix(prefix)?;
+    let (gid, random) = rest.split_once('.')?;
+    let ok = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (ok(gid) && ok(random)).then_some(gid)
+}
+
+pub fn grant_key(grant_id: &str) -> Key {
+    Key {
+        pk: format!("{}{grant_id}", keys::GRANT_PREFIX),
+        sk: "GRANT".into(),
+    }
+}
+
+fn token_key(grant_id: &str, kind: &str, token: &str) -> Key {
+    Key {
+        pk: format!("{}{grant_id}", keys::GRANT_PREFIX),
+        sk: format!("{kind}#{}", secret::hash(token)),
+    }
+}
+
+pub fn code_key(grant_id: &str, code: &str) -> Key {
+    token_key(grant_id, "CODE", code)
+}
+pub fn access_key(grant_id: &str, token: &str) -> Key {
+    token_key(grant_id, "AT", token)
+}
+pub fn refresh_key(grant_id: &str, token: &str) -> Key {
+    token_key(grant_id, "RT", token)
+}
+
+/// What the user approved, for one client and resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub grant_id: String,
+    pub client_id: String,
+    /// The user's stable subject identifier.
+    pub sub: String,
+    /// A human-readable user name (email), for introspection's `username`.
+    pub username: String,
+    /// The resource (audience) the grant's tokens are bound to (RFC 8707).
+    pub resource: String,
+    pub scope: String,
+    pub created_at: i64,
+}
+
+impl Grant {
+    fn to_item(&self, ttl: i64) -> Item {
+        Item::with_key(&grant_key(&self.grant_id))
+            .set_s("type", "grant")
+            .set_s("grant_id", &self.grant_id)
+            .set_s("client_id", &self.client_id)
+            .set_s("sub", &self.sub)
+            .set_s("username", &self.username)
+            .set_s("resource", &self.resource)
+            .set_s("scope", &self.scope)
+            .set_s("status", "active")
+            .set_n("created_at", self.created_at)
+            .set_n(TTL_ATTR, ttl)
+    }
+
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        Ok(Grant {
+            grant_id: item.req_s("grant_id")?.into(),
+            client_id: item.req_s("client_id")?.into(),
+            sub: item.req_s("sub")?.into(),
+            username: item.req_s("username")?.into(),
+            resource: item.req_s("resource")?.into(),
+            scope: item.req_s("scope")?.into(),
+            created_at: item.n("created_at").unwrap_or(0),
+        })
+    }
+}
+
+/// A pending authorization code: what the token request must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+/// A token as stored (access or refresh): bound to a grant, a client, a resource and a scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub grant_id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub username: String,
+    pub resource: String,
+    pub scope: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// Refresh tokens: when it was rotated, if it was.
+    pub rotated_at: Option<i64>,
+}
+
+impl TokenRecord {
+    fn to_item(&self, key: &Key, kind: &str) -> Item {
+        Item::with_key(key)
+            .set_s("type", kind)
+            .set_s("grant_id", &self.grant_id)
+            .set_s("client_id", &self.client_id)
+            .set_s("sub", &self.sub)
+            .set_s("username", &self.username)
+            .set_s("resource", &self.resource)
+            .set_s("scope", &self.scope)
+            .set_s("status", "active")
+            .set_n("iat", self.issued_at)
+            .set_n("exp", self.expires_at)
+            .set_n(TTL_ATTR, self.expires_at)
+    }
+
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        Ok(TokenRecord {
+            grant_id: item.req_s("grant_id")?.into(),
+            client_id: item.req_s("client_id")?.into(),
+            sub: item.req_s("sub")?.into(),
+            username: item.req_s("username")?.into(),
+            resource: item.req_s("resource")?.into(),
+            scope: item.req_s("scope")?.into(),
+            issued_at: item.n("iat").unwrap_or(0),
+            expires_at: item.n("exp").unwrap_or(0),
+            rotated_at: item.n("rotated_at"),
+        })
+    }
+}
+
+/// A pair of new tokens to write for a grant.
+#[derive(Clone, Debug)]
+pub struct Issue {
+    pub access_token: String,
+    pub access: TokenRecord,
+    pub refresh_token: Option<String>,
+    pub refresh: Option<TokenRecord>,
+    /// The grant's new expiry (epoch seconds).
+    pub grant_ttl: i64,
+}
+
+/// Why a conditional token write did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteRefused {
+    /// The code or refresh token was already consumed (and not within the grace window).
+    Consumed,
+    /// The grant was revoked.
+    GrantRevoked,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Service(format!("building request: {e}"))
+}
+
+fn put_item(store: &Store, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(store.table())
+        .set_item(Some(item.into_map()))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(build_err)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The grant must be active; its expiry slides to outlive the newest refresh token.
+fn grant_active_touch(store: &Store, grant_id: &str, grant_ttl: i64) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(grant_key(grant_id).to_map()))
+        .update_expression("SET #ttl = :gttl")
+        .condition_expression("#status = :active")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#ttl", TTL_ATTR)
+        .expression_attribute_values(":active", s("active"))
+        .expression_attribute_values(":gttl", n(grant_ttl))
+        .build()
+        .map_err(build_err)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+fn reason_failed(reasons: &[CancellationReason], index: usize) -> bool {
+    reasons
+        .get(index)
+        .and_then(|r| r.code())
+        .map(|c| c == "ConditionalCheckFailed")
+        .unwrap_or(false)
+}
+
+impl Store {
+    /// Write a new grant and its first authorization code (authorize). One round trip.
+    pub async fn put_grant_with_code(
+        &self,
+        grant: &Grant,
+        code: &str,
+        record: &CodeRecord,
+        grant_ttl: i64,
+    ) -> Result<(), StoreError> {
+        let code_item = Item::with_key(&code_key(&grant.grant_id, code))
+            .set_s("type", "code")
+            .set_s("redirect_uri", &record.redirect_uri)
+            .set_s("code_challenge", &record.code_challenge)
+            .set_s("used", "false")
+            .set_n("exp", record.expires_at)
+            .set_n(TTL_ATTR, record.expires_at);
+        self.client()
+            .transact_write_items()
+            .transact_items(put_item(self, grant.to_item(grant_ttl))?)
+            .transact_items(put_item(self, code_item)?)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Service(format!(
+                    "TransactWriteItems: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Read several items of one table in one round trip (BatchGetItem, strongly consistent).
+    /// Expired items are absent. Unprocessed keys (throttling) are retried.
+    pub async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(Key::to_map).collect();
+        for _ in 0..4 {
+            if pending.is_empty() {
+                break;
+            }
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?;
+            let out = self
+                .client()
+                .batch_get_item()
+                .request_items(self.table(), ka)
+                .send()
+                .await
+                .map_err(|e| {
+                    StoreError::Service(format!(
+                        "BatchGetItem: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    ))
+                })?;
+            for raw in out
+                .responses
+                .and_then(|mut r| r.remove(self.table()))
+                .unwrap_or_default()
+            {
+                let item = Item::from(raw);
+                if let (Some(pk), Some(sk)) = (item.s("pk"), item.s("sk")) {
+                    found.insert((pk.to_string(), sk.to_string()), item.clone());
+                }
+            }
+            if let Some(mut un) = out.unprocessed_keys {
+                if let Some(ka) = un.remove(self.table()) {
+                    pending = ka.keys;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Service("BatchGetItem: keys left unprocessed".into()));
+        }
+        Ok(keys
+            .iter()
+            .map(|k| {
+                found
+                    .remove(&(k.pk.clone(), k.sk.clone()))
+                    .filter(|i| !is_expired(i, now))
+            })
+            .collect())
+    }
+
+    /// Consume a code and issue tokens, atomically: the code must be unused, the grant active.
+    /// One round trip.
+    pub async fn redeem_code(
+        &self,
+        grant_id: &str,
+        code: &str,
+        issue: &Issue,
+        now: i64,
+    ) -> Result<Result<(), WriteRefused>, StoreError> {
+        let consume = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(code_key(grant_id, code).to_map()))
+            .update_expression("SET used = :true, used_at = :now")
+            .condition_expression("used = :false AND #ttl > :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":true", s("true"))
+            .expression_attribute_values(":false", s("false"))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_err)?;
+        let items = vec![TransactWriteItem::builder().update(consume).build()];
+        self.write_issue(grant_id, items, issue).await
+    }
+
+    /// Rotate a refresh token and issue new tokens, atomically. The presented token must be active,
+    /// or rotated no earlier than `grace_cutoff` (the grace window); the grant must be active.
+    /// One round trip.
+    pub async fn rotate_refresh(
+        &self,
+        grant_id: &str,
+        refresh_token: &str,
+        issue: &Issue,
+        now: i64,
+        grace_cutoff: Option<i64>,
+    ) -> Result<Result<(), WriteRefused>, StoreError> {
+        let mut rotate = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(refresh_key(grant_id, refresh_token).to_map()))
+            .update_expression("SET #status = :rotated, rotated_at = if_not_exists(rotated_at, :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":rotated", s("rotated"))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":now", n(now));
+        rotate = match grace_cutoff {
+            Some(cutoff) => rotate
+                .condition_expression("#ttl > :now AND (#status = :active OR rotated_at >= :cutoff)")
+                .expression_attribute_values(":cutoff", n(cutoff)),
+            None => rotate.condition_expression("#ttl > :now AND #status = :active"),
+        };
+        let items = vec![TransactWriteItem::builder()
+            .update(rotate.build().map_err(build_err)?)
+            .build()];
+        self.write_issue(grant_id, items, issue).await
+    }
+
+    async fn write_issue(
+        &self,
+        grant_id: &str,
+        mut items: Vec<TransactWriteItem>,
+        issue: &Issue,
+    ) -> Result<Result<(), WriteRefused>, StoreError> {
+        items.push(grant_active_touch(self, grant_id, issue.grant_ttl)?);
+        items.push(put_item(
+            self,
+            issue
+                .access
+                .to_item(&access_key(grant_id, &issue.access_token), "access_token"),
+        )?);
+        if let (Some(t), Some(r)) = (&issue.refresh_token, &issue.refresh) {
+            items.push(put_item(self, r.to_item(&refresh_key(grant_id, t), "refresh_token"))?);
+        }
+        let res = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
+                    e.as_service_error()
+                {
+                    let reasons = c.cancellation_reasons();
+                    if reason_failed(reasons, 0) {
+                        return Ok(Err(WriteRefused::Consumed));
+                    }
+                    if reason_failed(reasons, 1) {
+                        return Ok(Err(WriteRefused::GrantRevoked));
+                    }
+                }
+                Err(StoreError::Service(format!(
+                    "TransactWriteItems: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )))
+            }
+        }
+    }
+
+    /// Revoke a grant: mark it revoked (so no new token can be issued from it), then delete every
+    /// code and token in its partition. Idempotent.
+    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(grant_key(grant_id).to_map()))
+            .update_expression("SET #status = :revoked, revoked_at = if_not_exists(revoked_at, :now)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":revoked", s("revoked"))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .ok();
+        let pk = grant_key(grant_id).pk;
+        // Read every item regardless of TTL: expired tokens are deleted too.
+        let items = self.query_partition(&pk, i64::MIN).await?;
+        let requests: Vec<WriteRequest> = items
+            .iter()
+            .filter(|i| i.s("sk") != Some("GRANT"))
+            .filter_map(|i| {
+                let key = Key {
+                    pk: i.s("pk")?.to_string(),
+                    sk: i.s("sk")?.to_string(),
+                };
+                let del = DeleteRequest::builder().set_key(Some(key.to_map())).build().ok()?;
+                Some(WriteRequest::builder().delete_request(del).build())
+            })
+            .collect();
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let out = self
+                    .client()
+                    .batch_write_item()
+                    .request_items(self.table(), std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        StoreError::Service(format!(
+                            "BatchWriteItem: {}",
+                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                        ))
+                    })?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(self.table()))
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Service("BatchWriteItem: items left unprocessed".into()));
+            }
+        }
+        Ok(())
+    }
+}
