@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use latchkey::router::Route;
+use latchkey::store::resource_servers::{Resource, ResourceServerRecord};
+use latchkey::store::{Store, StoreError};
 
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "OAuth for the Model Context Protocol")]
@@ -36,11 +38,30 @@ enum Command {
         #[command(subcommand)]
         command: TableCommand,
     },
-    /// Registered OAuth clients in the local data dir.
+    /// Registered OAuth clients.
     Client {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Resource servers: the MCP servers that trust latchkey and call its introspection endpoint.
+    ResourceServer {
+        #[command(subcommand)]
+        command: ResourceServerCommand,
+    },
+}
+
+/// Where an admin command works: the embedded store in a data dir, or a DynamoDB table.
+#[derive(Args, Clone, Debug)]
+struct StoreArgs {
+    /// Folder of the embedded store (as used by `latchkey serve`).
+    #[arg(long, default_value = ".latchkey", env = "LATCHKEY_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Work on this DynamoDB table instead of the embedded store.
+    #[arg(long, conflicts_with = "data_dir")]
+    table: Option<String>,
+    /// DynamoDB endpoint for --table (e.g. http://127.0.0.1:8000); default: AWS for the current region.
+    #[arg(long, requires = "table")]
+    endpoint_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -60,9 +81,57 @@ enum TableCommand {
 enum ClientCommand {
     /// List registered clients (JSON lines).
     List {
-        #[arg(long, default_value = ".latchkey", env = "LATCHKEY_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+    /// Delete a registered client.
+    Delete {
+        /// The client's id.
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResourceServerCommand {
+    /// Register a resource server; prints its id and secret (the secret is shown only once).
+    Create {
+        /// The MCP server's canonical URL (https, or http on a loopback host; no fragment).
+        #[arg(long)]
+        resource: Resource,
+        /// A scope the resource server offers (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
+        scopes: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List resource servers.
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a resource server (its credentials stop working at once).
+    Delete {
+        /// The resource server's id (`lkrs_…`).
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<String, String> {
+    if latchkey::oauth::scope::is_scope_token(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a scope is 1 to 128 printable ASCII characters, without spaces, `\"` or `\\` (RFC 6749 §3.3)".into())
+    }
 }
 
 #[tokio::main]
@@ -97,27 +166,189 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Client {
-            command: ClientCommand::List { data_dir },
-        } => {
-            let server = latchkey::local::start(latchkey::local::Options {
-                addr: "127.0.0.1:0".parse()?,
-                data_dir: Some(data_dir),
-                public_url: None,
-                config: Vec::new(),
+        Command::Client { command } => client_command(command).await,
+        Command::ResourceServer { command } => resource_server_command(command).await,
+    }
+}
+
+/// An open store for one admin command: the embedded server (stopped by `close`) or a DynamoDB table.
+struct Admin {
+    store: Store,
+    embedded: Option<latchkey::local::Embedded>,
+}
+
+impl Admin {
+    async fn open(args: StoreArgs) -> anyhow::Result<Admin> {
+        match args.table {
+            Some(table) => {
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let mut conf = aws_sdk_dynamodb::config::Builder::from(&sdk);
+                if let Some(ep) = args.endpoint_url {
+                    conf = conf.endpoint_url(ep);
+                }
+                let client = aws_sdk_dynamodb::Client::from_conf(conf.build());
+                Ok(Admin {
+                    store: Store::new(client, table),
+                    embedded: None,
+                })
+            }
+            None => {
+                let server = latchkey::local::start(latchkey::local::Options {
+                    addr: "127.0.0.1:0".parse()?,
+                    data_dir: Some(args.data_dir),
+                    public_url: None,
+                    config: Vec::new(),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("opening the embedded store: {e}"))?;
+                Ok(Admin {
+                    store: server.state.store.clone(),
+                    embedded: Some(server),
+                })
+            }
+        }
+    }
+
+    fn now(&self) -> i64 {
+        match &self.embedded {
+            Some(server) => server.state.clock.now(),
+            None => latchkey::clock::Clock::default().now(),
+        }
+    }
+
+    async fn close(self) {
+        if let Some(server) = self.embedded {
+            server.shutdown().await;
+        }
+    }
+
+    /// Run `f` against the store, then close it whatever the outcome.
+    async fn run<T>(args: StoreArgs, f: impl AsyncFnOnce(&Store, i64) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let admin = Admin::open(args).await?;
+        let now = admin.now();
+        let out = f(&admin.store, now).await;
+        admin.close().await;
+        out
+    }
+}
+
+async fn client_command(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::List { store } => {
+            Admin::run(store, async |store, now| {
+                for c in store.list_clients(now).await? {
+                    let mut doc = c.metadata.to_json();
+                    doc.insert("client_id".into(), c.client_id.into());
+                    doc.insert("client_id_issued_at".into(), c.created_at.into());
+                    println!("{}", serde_json::Value::Object(doc));
+                }
+                Ok(())
             })
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let now = server.state.clock.now();
-            for c in server.state.store.list_clients(now).await? {
-                let mut doc = c.metadata.to_json();
-                doc.insert("client_id".into(), c.client_id.into());
-                doc.insert("client_id_issued_at".into(), c.created_at.into());
-                println!("{}", serde_json::Value::Object(doc));
-            }
-            server.shutdown().await;
-            Ok(())
         }
+        ClientCommand::Delete { client_id, store } => {
+            Admin::run(store, async |store, now| {
+                if store.get_client(&client_id, now).await?.is_none() {
+                    anyhow::bail!("no client {client_id}");
+                }
+                store.delete(&latchkey::store::keys::client(&client_id)).await?;
+                println!("deleted client {client_id}");
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+fn resource_server_json(rs: &ResourceServerRecord) -> serde_json::Value {
+    serde_json::json!({
+        "resource_server_id": rs.rs_id,
+        "resource": rs.resource,
+        "scopes": rs.scopes,
+        "created_at": rs.created_at,
+    })
+}
+
+async fn resource_server_command(command: ResourceServerCommand) -> anyhow::Result<()> {
+    match command {
+        ResourceServerCommand::Create {
+            resource,
+            scopes,
+            json,
+            store,
+        } => {
+            let mut scopes_unique: Vec<String> = Vec::new();
+            for s in scopes {
+                if !scopes_unique.contains(&s) {
+                    scopes_unique.push(s);
+                }
+            }
+            Admin::run(store, async |store, now| {
+                let (rs, secret) = match store.create_resource_server(&resource, &scopes_unique, now).await {
+                    Ok(created) => created,
+                    Err(StoreError::ConditionFailed) => {
+                        let existing = store
+                            .resource_server_for(resource.as_str(), now)
+                            .await?
+                            .map(|r| format!(" ({})", r.rs_id))
+                            .unwrap_or_default();
+                        anyhow::bail!("a resource server for {resource} already exists{existing}");
+                    }
+                    Err(e) => return Err(e).context("creating the resource server"),
+                };
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "resource_server_id": rs.rs_id,
+                            "resource_server_secret": secret,
+                            "resource": rs.resource,
+                            "scopes": rs.scopes,
+                        })
+                    );
+                } else {
+                    println!("resource server created");
+                    println!("  resource:               {}", rs.resource);
+                    println!("  scopes:                 {}", display_scopes(&rs.scopes));
+                    println!("  resource_server_id:     {}", rs.rs_id);
+                    println!("  resource_server_secret: {secret}");
+                    println!("The secret is shown only this once; latchkey keeps only its SHA-256.");
+                }
+                Ok(())
+            })
+            .await
+        }
+        ResourceServerCommand::List { json, store } => {
+            Admin::run(store, async |store, now| {
+                for rs in store.list_resource_servers(now).await? {
+                    if json {
+                        println!("{}", resource_server_json(&rs));
+                    } else {
+                        println!("{}  {}  scopes: {}", rs.rs_id, rs.resource, display_scopes(&rs.scopes));
+                    }
+                }
+                Ok(())
+            })
+            .await
+        }
+        ResourceServerCommand::Delete { id, store } => {
+            Admin::run(store, async |store, now| {
+                if !store.delete_resource_server(&id, now).await? {
+                    anyhow::bail!("no resource server {id}");
+                }
+                println!("deleted resource server {id}");
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+fn display_scopes(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        "(any)".into()
+    } else {
+        scopes.join(" ")
     }
 }
 

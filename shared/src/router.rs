@@ -17,10 +17,18 @@ pub enum Route {
     Token,
     /// `functions/revoke`: RFC 7009 revocation.
     Revoke,
+    /// `functions/introspect`: RFC 7662 introspection for resource servers.
+    Introspect,
 }
 
 impl Route {
-    pub const ALL: [Route; 4] = [Route::Discovery, Route::Register, Route::Token, Route::Revoke];
+    pub const ALL: [Route; 5] = [
+        Route::Discovery,
+        Route::Register,
+        Route::Token,
+        Route::Revoke,
+        Route::Introspect,
+    ];
 
     /// The function (package) name under `functions/`.
     pub fn function(self) -> &'static str {
@@ -29,6 +37,7 @@ impl Route {
             Route::Register => "register",
             Route::Token => "token",
             Route::Revoke => "revoke",
+            Route::Introspect => "introspect",
         }
     }
 
@@ -42,6 +51,7 @@ impl Route {
             Route::Register => &[("POST", "/oauth/2.1/register")],
             Route::Token => &[("POST", "/oauth/2.1/token")],
             Route::Revoke => &[("POST", "/oauth/2.1/revoke")],
+            Route::Introspect => &[("POST", "/oauth/2.1/introspect")],
         }
     }
 
@@ -60,6 +70,7 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::Register => handlers::register::handle(state, req).await,
         Route::Token => handlers::token::handle(state, req).await,
         Route::Revoke => handlers::revoke::handle(state, req).await,
+        Route::Introspect => handlers::introspect::handle(state, req).await,
     }
 }
 

@@ -3,8 +3,9 @@
 use tracing_subscriber::EnvFilter;
 
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_smithy_runtime=error,aws_config=warn"))
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,dynoxide=error,dynoxide_rs=error,aws_smithy_runtime=error,aws_config=warn")
+    })
 }
 
 /// JSON lines for CloudWatch (Lambda).

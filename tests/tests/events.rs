@@ -24,6 +24,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("token-refresh.json", 401),
     ("token-unsupported-grant.json", 400),
     ("revoke.json", 401),
+    ("introspect.json", 401),
 ];
 
 fn route_of(file: &str) -> Route {

@@ -44,26 +44,57 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b_test_vector() {
         assert_eq!(challenge_for(VERIFIER), CHALLENGE);
-        assert!(verify(VERIFIER, CHALLENGE));
+        assert!(check_verifier(VERIFIER).is_ok());
         assert!(is_valid_challenge(CHALLENGE));
+        assert!(verify(VERIFIER, CHALLENGE));
     }
 
     #[test]
-    fn rfc7636_4_1_verifier_length_and_charset() {
+    fn rfc7636_4_1_verifier_too_short() {
+        assert!(check_verifier("").is_err());
         assert!(check_verifier(&"a".repeat(42)).is_err());
         assert!(check_verifier(&"a".repeat(43)).is_ok());
+        // A matching hash does not rescue a malformed verifier.
+        let short = "a".repeat(42);
+        assert!(!verify(&short, &challenge_for(&short)));
+    }
+
+    #[test]
+    fn rfc7636_4_1_verifier_too_long() {
         assert!(check_verifier(&"a".repeat(128)).is_ok());
         assert!(check_verifier(&"a".repeat(129)).is_err());
-        assert!(check_verifier(&format!("{}+", "a".repeat(43))).is_err());
-        assert!(check_verifier(&format!("{}é", "a".repeat(43))).is_err());
-        assert!(check_verifier(&format!("{}-._~", "a".repeat(43))).is_ok());
+        let long = "a".repeat(129);
+        assert!(!verify(&long, &challenge_for(&long)));
+    }
+
+    #[test]
+    fn rfc7636_4_1_verifier_unreserved_charset_only() {
+        let base = "a".repeat(43);
+        assert!(check_verifier(&format!("{base}-._~AZaz09")).is_ok());
+        for bad in ["+", "/", "=", " ", "%41", "é", "\n"] {
+            let v = format!("{base}{bad}");
+            assert!(check_verifier(&v).is_err(), "{v:?}");
+            assert!(!verify(&v, &challenge_for(&v)), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn rfc7636_4_2_s256_challenge_shape() {
+        assert!(is_valid_challenge(CHALLENGE));
+        assert!(!is_valid_challenge("short"));
+        assert!(!is_valid_challenge(&CHALLENGE[..42]));
+        assert!(!is_valid_challenge(&format!("{CHALLENGE}A")));
+        assert!(!is_valid_challenge(&format!("{}=", &CHALLENGE[..42])));
+        assert!(!is_valid_challenge(&format!("{}+", &CHALLENGE[..42])));
+        // `plain` is not supported: a verifier sent as its own challenge never verifies.
+        assert!(!verify(VERIFIER, VERIFIER));
     }
 
     #[test]
     fn rfc7636_4_6_wrong_verifier_fails() {
         assert!(!verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX", CHALLENGE));
         assert!(!verify(VERIFIER, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
-        assert!(!is_valid_challenge("short"));
-        assert!(!is_valid_challenge(&format!("{}=", &CHALLENGE[..42])));
+        assert!(!verify(VERIFIER, ""));
+        assert!(!verify(VERIFIER, &CHALLENGE[..42]));
     }
 }

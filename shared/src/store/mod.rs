@@ -8,6 +8,7 @@ pub mod clients;
 pub mod grants;
 pub mod item;
 pub mod keys;
+pub mod resource_servers;
 pub mod table;
 
 use std::collections::HashMap;
