@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use lambda_http::Body;
 use latchkey::local::{start, Options};
 use latchkey::router::{self, Route};
+use latchkey::store::grants;
 
 fn report(name: &str, mut samples: Vec<Duration>, wall: Duration) {
     samples.sort();
@@ -37,6 +38,25 @@ fn register_request() -> lambda_http::Request {
         .header("content-type", "application/json")
         .body(Body::Text(REGISTER_BODY.into()))
         .unwrap()
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn form_request(path: &str, body: String, authorization: Option<&str>) -> lambda_http::Request {
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(a) = authorization {
+        b = b.header("authorization", a);
+    }
+    b.body(Body::Text(body)).unwrap()
+}
+
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
 }
 
 #[tokio::main]
@@ -76,6 +96,64 @@ async fn main() {
         }
         report(name, samples, wall.elapsed());
     }
+
+    // Token exchange and introspection: seed grants and codes the way authorize stores them.
+    let now = state.clock.now();
+    let client_res = router::call(Route::Register, state, register_request()).await;
+    let client: serde_json::Value = serde_json::from_slice(client_res.body().as_ref()).unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let resource = latchkey::store::resource_servers::Resource::parse("https://mcp.example.com/mcp").unwrap();
+    let (rs, rs_secret) = state.store.create_resource_server(&resource, &[], now).await.unwrap();
+    let n = 2_000;
+    let mut codes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let grant_id = latchkey::crypto::secret::random_token("", 16);
+        let grant = grants::Grant {
+            grant_id: grant_id.clone(),
+            client_id: client_id.clone(),
+            sub: "user".into(),
+            username: "user@example.com".into(),
+            resource: rs.resource.clone(),
+            scope: "openid".into(),
+            created_at: now,
+        };
+        let code = grants::new_token(grants::CODE_PREFIX, &grant_id);
+        let rec = grants::CodeRecord {
+            redirect_uri: "http://127.0.0.1:33418/callback".into(),
+            code_challenge: CHALLENGE.into(),
+            expires_at: now + 600,
+            used: false,
+        };
+        state.store.put_grant_with_code(&grant, &code, &rec, now + 3600).await.unwrap();
+        codes.push(code);
+    }
+    let mut samples = Vec::with_capacity(n);
+    let mut access_tokens = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for code in &codes {
+        let body = format!(
+            "grant_type=authorization_code&code={code}&redirect_uri=http%3A%2F%2F127.0.0.1%3A33418%2Fcallback&code_verifier={VERIFIER}&client_id={client_id}"
+        );
+        let req = form_request("/oauth/2.1/token", body, None);
+        let t = Instant::now();
+        let res = router::call(Route::Token, state, req).await;
+        samples.push(t.elapsed());
+        assert!(res.status().is_success(), "{:?}", res.body());
+        let v: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+        access_tokens.push(v["access_token"].as_str().unwrap().to_string());
+    }
+    report("in-process token (code exchange)", samples, wall.elapsed());
+    let basic = format!("Basic {}", base64_basic(&rs.rs_id, &rs_secret));
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for at in &access_tokens {
+        let req = form_request("/oauth/2.1/introspect", format!("token={at}"), Some(&basic));
+        let t = Instant::now();
+        let res = router::call(Route::Introspect, state, req).await;
+        samples.push(t.elapsed());
+        assert!(res.body().as_ref().starts_with(b"{\"active\":true"));
+    }
+    report("in-process introspect", samples, wall.elapsed());
 
     let http = reqwest::Client::new();
     let base = server.base_url();
