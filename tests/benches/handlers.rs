@@ -124,7 +124,11 @@ async fn main() {
             expires_at: now + 600,
             used: false,
         };
-        state.store.put_grant_with_code(&grant, &code, &rec, now + 3600).await.unwrap();
+        state
+            .store
+            .put_grant_with_code(&grant, &code, &rec, now + 3600)
+            .await
+            .unwrap();
         codes.push(code);
     }
     let mut samples = Vec::with_capacity(n);

@@ -142,3 +142,32 @@ async fn introspection_needs_resource_server_credentials_not_client_credentials(
     let res = app.http.get(app.url("/oauth/2.1/introspect")).send().await.unwrap();
     assert_eq!(res.status(), 405);
 }
+
+#[tokio::test]
+async fn a_revoked_grant_makes_its_tokens_inactive_even_before_they_are_deleted() {
+    let app = TestApp::start().await;
+    let (rs_id, rs_secret) = resource_server(&app, RESOURCE).await;
+    let (_, grant_id, at) = access_token(&app).await;
+    let store = &app.server.state.store;
+    // Mark the grant revoked the way revoke_grant's first step does, leaving the token item in place.
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(latchkey::store::grants::grant_key(&grant_id).to_map()))
+        .update_expression("SET #s = :r")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":r", aws_sdk_dynamodb::types::AttributeValue::S("revoked".into()))
+        .send()
+        .await
+        .unwrap();
+    let got = app
+        .post_form("/oauth/2.1/introspect", &[("token", &at)], Some((&rs_id, &rs_secret)))
+        .await;
+    assert_eq!(got, (200, json!({"active": false})));
+    let huge = "x".repeat(3000);
+    let got = app
+        .post_form("/oauth/2.1/introspect", &[("token", &at)], Some((&huge, "x")))
+        .await;
+    assert_oauth_error(&got, 401, "invalid_client");
+}

@@ -378,6 +378,10 @@ async fn oauth21_4_3_1_refresh_rotates_preserves_scope_and_may_narrow() {
         .await;
     assert_eq!(status, 200, "{third}");
     assert_eq!(third["scope"], "email");
+    // RFC 6749 §6: the narrowing applied to the access token; the new refresh token keeps the scope.
+    let (status, fourth) = refresh(&app, &client_id, third["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{fourth}");
+    assert_eq!(fourth["scope"], "openid email");
     let (other, _) = app.client("none").await;
     let got = refresh(&app, &other, third["refresh_token"].as_str().unwrap()).await;
     assert_oauth_error(&got, 400, "invalid_grant");
@@ -484,4 +488,64 @@ async fn join_all<Fut: std::future::Future<Output = (u16, Value)>>(futs: Vec<Fut
     })
     .await;
     out.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test]
+async fn rfc8707_resource_is_compared_in_canonical_form() {
+    let app = TestApp::start().await;
+    let (client_id, _) = app.client("none").await;
+    let (_, code) = app.seed_code(&client_id, "openid").await;
+    let (status, body) = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", &client_id),
+                ("resource", "https://MCP.example.com:443/mcp"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_code_replayed_after_its_sixty_seconds_still_revokes_the_grant() {
+    let app = TestApp::start().await;
+    let (client_id, _) = app.client("none").await;
+    let (grant_id, code) = app.seed_code(&client_id, "openid").await;
+    assert_eq!(exchange(&app, &client_id, &code).await.0, 200);
+    app.server.state.clock.advance(120);
+    let got = exchange(&app, &client_id, &code).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert_eq!(live_tokens(&app.grant_items(&grant_id).await), 0);
+}
+
+#[tokio::test]
+async fn an_oversized_client_id_is_refused_as_invalid_client_not_a_server_error() {
+    let app = TestApp::start().await;
+    let huge = "x".repeat(5000);
+    let got = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "lk_rt_a.b"),
+                ("client_id", &huge),
+            ],
+            None,
+        )
+        .await;
+    assert_oauth_error(&got, 401, "invalid_client");
+    let got = app
+        .post_form(
+            "/oauth/2.1/revoke",
+            &[("token", "lk_rt_a.b"), ("client_id", &huge)],
+            None,
+        )
+        .await;
+    assert_oauth_error(&got, 401, "invalid_client");
 }

@@ -35,12 +35,18 @@ async fn introspect(state: &AppState, req: &Request) -> Result<Response<Body>, O
     let token = params
         .require("token")
         .map_err(|m| OAuthError::new(OAuthErrorCode::InvalidRequest, m))?;
+    if rs_id.len() > 128 || rs_id.chars().any(char::is_control) {
+        return Err(unauthorized());
+    }
     let now = state.clock.now();
     let grant_id = grants::grant_of(grants::ACCESS_PREFIX, token);
+    let gid = grant_id.unwrap_or("-");
+    // One round trip: the caller, the token and its grant (a revoked grant makes its tokens inactive
+    // even before their items are deleted).
     let mut found = state
         .store
         .get_many(
-            &[rs_key(&rs_id), grants::access_key(grant_id.unwrap_or("-"), token)],
+            &[rs_key(&rs_id), grants::access_key(gid, token), grants::grant_key(gid)],
             now,
         )
         .await
@@ -56,7 +62,9 @@ async fn introspect(state: &AppState, req: &Request) -> Result<Response<Body>, O
         .filter(|rs| rs.verify_secret(&secret))
         .ok_or_else(unauthorized)?;
     let inactive = || response::json(StatusCode::OK, &json!({"active": false}));
-    let Some(item) = found.next().flatten().filter(|_| grant_id.is_some()) else {
+    let token_item = found.next().flatten().filter(|_| grant_id.is_some());
+    let grant_active = found.next().flatten().is_some_and(|g| g.s("status") == Some("active"));
+    let Some(item) = token_item.filter(|_| grant_active) else {
         return Ok(inactive());
     };
     let Ok(t) = TokenRecord::from_item(&item) else {

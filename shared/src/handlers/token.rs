@@ -14,6 +14,7 @@ use crate::oauth::token::{check_code, check_refresh, CodeDecision, RefreshDecisi
 use crate::state::AppState;
 use crate::store::clients::ClientRecord;
 use crate::store::grants::{self, CodeRecord, Grant, Issue, TokenRecord, WriteRefused};
+use crate::store::resource_servers::Resource;
 use crate::store::{keys, Item, StoreError};
 
 const METHODS: &str = "POST, OPTIONS";
@@ -37,8 +38,26 @@ fn invalid_grant(msg: &str) -> OAuthError {
 }
 
 fn internal(context: &str, e: StoreError) -> OAuthError {
+    if matches!(e, StoreError::Busy) {
+        tracing::warn!("token: {context}: transaction conflicts persisted");
+        return OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the server is busy; retry the request",
+        );
+    }
     tracing::error!(error = %e, "token: {context}");
     OAuthError::server_error()
+}
+
+/// The `resource` parameter in canonical form (RFC 8707 §2), so `https://x.example/` and
+/// `https://x.example` name the same resource server.
+fn resource_param(params: &request::Params) -> Result<Option<String>, OAuthError> {
+    match params.get("resource").filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(r) => Resource::normalize(r)
+            .map(|r| Some(r.into_string()))
+            .map_err(|_| OAuthError::new(OAuthErrorCode::InvalidTarget, "resource is not a valid resource URI")),
+    }
 }
 
 async fn token(state: &AppState, req: &Request) -> Result<Response<Body>, OAuthError> {
@@ -131,13 +150,13 @@ async fn authorization_code(
         &code_rec,
         params.get("redirect_uri"),
         verifier,
-        params.get("resource"),
+        resource_param(params)?.as_deref(),
         now,
     )?;
     if decision == CodeDecision::ReplayRevoke {
         return replay_revoke(state, grant_id, now, "authorization code replayed").await;
     }
-    let issue = new_issue(state, &record, &grant, &grant.scope, now);
+    let issue = new_issue(state, &record, &grant, &grant.scope, &grant.scope, now);
     match state
         .store
         .redeem_code(grant_id, code, &issue, now)
@@ -181,7 +200,7 @@ async fn refresh(
         &record.client_id,
         &rt,
         params.get("scope"),
-        params.get("resource"),
+        resource_param(params)?.as_deref(),
         grace,
         now,
     )?;
@@ -192,7 +211,9 @@ async fn refresh(
         RefreshDecision::Rotate { scope, .. } => scope,
     };
     let grant = active_grant(grant_item)?;
-    let issue = new_issue(state, &record, &grant, &scope, now);
+    // RFC 6749 §6: a narrower scope applies to the new access token; the new refresh token keeps the
+    // scope of the one presented.
+    let issue = new_issue(state, &record, &grant, &scope, &rt.scope, now);
     let cutoff = (grace > 0).then(|| now - grace);
     match state
         .store
@@ -217,9 +238,16 @@ async fn replay_revoke(state: &AppState, grant_id: &str, now: i64, why: &str) ->
     Err(invalid_grant("the grant is invalid, expired or revoked"))
 }
 
-fn new_issue(state: &AppState, client: &ClientRecord, grant: &Grant, scope: &str, now: i64) -> Issue {
+fn new_issue(
+    state: &AppState,
+    client: &ClientRecord,
+    grant: &Grant,
+    access_scope: &str,
+    refresh_scope: &str,
+    now: i64,
+) -> Issue {
     let cfg = &state.config;
-    let record = |ttl: i64| TokenRecord {
+    let record = |ttl: i64, scope: &str| TokenRecord {
         grant_id: grant.grant_id.clone(),
         client_id: client.client_id.clone(),
         sub: grant.sub.clone(),
@@ -233,9 +261,9 @@ fn new_issue(state: &AppState, client: &ClientRecord, grant: &Grant, scope: &str
     let refresh = client.metadata.grant_types.iter().any(|g| g == "refresh_token");
     Issue {
         access_token: grants::new_token(grants::ACCESS_PREFIX, &grant.grant_id),
-        access: record(cfg.access_token_ttl),
+        access: record(cfg.access_token_ttl, access_scope),
         refresh_token: refresh.then(|| grants::new_token(grants::REFRESH_PREFIX, &grant.grant_id)),
-        refresh: refresh.then(|| record(cfg.refresh_token_ttl)),
+        refresh: refresh.then(|| record(cfg.refresh_token_ttl, refresh_scope)),
         grant_ttl: now + cfg.refresh_token_ttl.max(cfg.access_token_ttl) + 60,
     }
 }

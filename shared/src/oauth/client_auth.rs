@@ -25,6 +25,11 @@ fn invalid_client(msg: &str) -> OAuthError {
 /// authentication method in a request.
 pub fn presented(req: &Request, params: &Params) -> Result<PresentedClient, OAuthError> {
     let basic = request::basic_auth(req).map_err(|m| invalid_client(&m))?;
+    let plausible = |id: &str| id.len() <= MAX_CLIENT_ID_LEN && !id.chars().any(char::is_control);
+    let named = basic.as_ref().map(|(id, _)| id.as_str()).or(params.get("client_id"));
+    if named.is_some_and(|id| !plausible(id)) {
+        return Err(invalid_client("client authentication failed"));
+    }
     let form_id = params.get("client_id").filter(|s| !s.is_empty());
     let form_secret = params.get("client_secret").filter(|s| !s.is_empty());
     match (basic, form_id, form_secret) {
@@ -53,6 +58,10 @@ pub fn presented(req: &Request, params: &Params) -> Result<PresentedClient, OAut
         (None, None, _) => Err(invalid_client("client authentication is required")),
     }
 }
+
+/// Longest client id we look up (a Client ID Metadata Document URL included); longer is refused
+/// before any store call.
+pub const MAX_CLIENT_ID_LEN: usize = 512;
 
 /// Check presented credentials against the registered client (`None`: unknown client).
 pub fn authenticate(p: &PresentedClient, client: Option<&ClientRecord>) -> Result<(), OAuthError> {

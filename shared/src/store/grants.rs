@@ -14,6 +14,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
 };
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+
 use super::item::Item;
 use super::keys::{self, Key};
 use super::{is_expired, Store, StoreError, TTL_ATTR};
@@ -314,6 +316,8 @@ impl Store {
 
     /// Consume a code and issue tokens, atomically: the code must be unused, the grant active.
     /// One round trip.
+    /// The consumed code is kept (marked used) until `keep_until`, so a replay after the code's own
+    /// 60 seconds is still recognised and revokes the grant.
     pub async fn redeem_code(
         &self,
         grant_id: &str,
@@ -324,12 +328,13 @@ impl Store {
         let consume = Update::builder()
             .table_name(self.table())
             .set_key(Some(code_key(grant_id, code).to_map()))
-            .update_expression("SET used = :true, used_at = :now")
+            .update_expression("SET used = :true, used_at = :now, #ttl = :keep")
             .condition_expression("used = :false AND #ttl > :now")
             .expression_attribute_names("#ttl", TTL_ATTR)
             .expression_attribute_values(":true", s("true"))
             .expression_attribute_values(":false", s("false"))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":keep", n(issue.access.expires_at.max(now + 60)))
             .build()
             .map_err(build_err)?;
         let items = vec![TransactWriteItem::builder().update(consume).build()];
@@ -384,38 +389,49 @@ impl Store {
         if let (Some(t), Some(r)) = (&issue.refresh_token, &issue.refresh) {
             items.push(put_item(self, r.to_item(&refresh_key(grant_id, t), "refresh_token"))?);
         }
-        let res = self
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Ok(())),
-            Err(e) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
-                    e.as_service_error()
-                {
-                    let reasons = c.cancellation_reasons();
-                    if reason_failed(reasons, 0) {
-                        return Ok(Err(WriteRefused::Consumed));
-                    }
-                    if reason_failed(reasons, 1) {
-                        return Ok(Err(WriteRefused::GrantRevoked));
-                    }
+        // Concurrent requests on one grant (two tabs refreshing, a replayed code) make DynamoDB cancel
+        // transactions with `TransactionConflict`; the SDK does not retry those, so we do.
+        for attempt in 0..4u32 {
+            let res = self
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let e = match res {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
+                let reasons = c.cancellation_reasons();
+                if reason_failed(reasons, 0) {
+                    return Ok(Err(WriteRefused::Consumed));
                 }
-                Err(StoreError::Service(format!(
-                    "TransactWriteItems: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                )))
+                if reason_failed(reasons, 1) {
+                    return Ok(Err(WriteRefused::GrantRevoked));
+                }
+                if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                    if attempt < 3 {
+                        let jitter = u64::from(rand::random::<u8>() % 20);
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * (1 << attempt) + jitter)).await;
+                        continue;
+                    }
+                    return Err(StoreError::Busy);
+                }
             }
+            return Err(StoreError::Service(format!(
+                "TransactWriteItems: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )));
         }
+        Err(StoreError::Busy)
     }
 
     /// Revoke a grant: mark it revoked (so no new token can be issued from it), then delete every
     /// code and token in its partition. Idempotent.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError> {
-        self.client()
+        let marked = self
+            .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(grant_key(grant_id).to_map()))
@@ -425,11 +441,24 @@ impl Store {
             .expression_attribute_values(":revoked", s("revoked"))
             .expression_attribute_values(":now", n(now))
             .send()
-            .await
-            .ok();
+            .await;
+        if let Err(e) = marked {
+            let missing = e
+                .as_service_error()
+                .map(|s| s.is_conditional_check_failed_exception())
+                .unwrap_or(false);
+            if !missing {
+                return Err(StoreError::Service(format!(
+                    "UpdateItem: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )));
+            }
+        }
+        // The grant is revoked now: introspection and every token transaction check its status.
+        // Deleting its codes and tokens below is cleanup, so a stale copy cannot outlive a restore.
         let pk = grant_key(grant_id).pk;
-        // Read every item regardless of TTL: expired tokens are deleted too.
-        let items = self.query_partition(&pk, i64::MIN).await?;
+        // Expired items read as absent and DynamoDB deletes them; only live ones need deleting.
+        let items = self.query_partition(&pk, now).await?;
         let requests: Vec<WriteRequest> = items
             .iter()
             .filter(|i| i.s("sk") != Some("GRANT"))

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// A conditional write's condition was false (the item exists, was consumed, or changed).
     #[error("conditional check failed")]
     ConditionFailed,
+    /// A transaction kept conflicting with concurrent ones on the same items (retried; answer 503).
+    #[error("transaction conflict persisted after retries")]
+    Busy,
     /// DynamoDB (or the emulator) failed.
     #[error("dynamodb: {0}")]
     Service(String),
