@@ -30,6 +30,13 @@ pub struct Config {
     pub redirect_policy: RedirectPolicy,
     /// Scopes the authorization server offers (`LATCHKEY_SCOPES`, space or comma separated).
     pub scopes_supported: Vec<String>,
+    /// The resource used when an authorization request names none (`LATCHKEY_DEFAULT_RESOURCE`), for
+    /// clients that predate RFC 8707 support.
+    pub default_resource: Option<String>,
+    /// Upstream OpenID Connect issuer for end-user sign-in (`LATCHKEY_LOGIN_ISSUER`).
+    pub login_issuer: Option<String>,
+    /// The local development sign-in page: only the embedded default without a login issuer.
+    pub local_login: bool,
     /// Whether outbound fetches may reach loopback targets (`LATCHKEY_ALLOW_LOOPBACK_OUTBOUND`).
     /// Only the embedded default turns it on.
     pub allow_loopback_outbound: bool,
@@ -114,6 +121,9 @@ impl Config {
             redirect_policy,
             scopes_supported,
             allow_loopback_outbound,
+            default_resource: get("LATCHKEY_DEFAULT_RESOURCE"),
+            login_issuer: get("LATCHKEY_LOGIN_ISSUER"),
+            local_login: false,
         })
     }
 
@@ -121,7 +131,7 @@ impl Config {
     /// from `overrides`, then the environment.
     pub fn embedded(public_url: &str, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
         let public_url = public_url.to_string();
-        Self::from_lookup(move |k| {
+        let mut config = Self::from_lookup(move |k| {
             if let Some((_, v)) = overrides.iter().find(|(name, _)| name == k) {
                 return Some(v.clone());
             }
@@ -130,7 +140,9 @@ impl Config {
                 "LATCHKEY_ALLOW_LOOPBACK_OUTBOUND" => Some("true".into()),
                 _ => env::var(k).ok(),
             }
-        })
+        })?;
+        config.local_login = config.login_issuer.is_none();
+        Ok(config)
     }
 }
 

@@ -12,6 +12,11 @@ use crate::state::AppState;
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     crate::telemetry::init_json();
     let state = Arc::new(AppState::from_env().await?);
+    // End users sign in at an upstream OpenID Connect provider; without one these cannot work, so
+    // they refuse to start rather than fail each request.
+    if matches!(route, Route::Authorize | Route::Callback | Route::Consent) && state.config.login_issuer.is_none() {
+        return Err("LATCHKEY_LOGIN_ISSUER is required for the authorize, callback and consent functions".into());
+    }
     lambda_http::run(service_fn(move |req: Request| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(router::call(route, &state, req).await) }

@@ -19,15 +19,24 @@ pub enum Route {
     Revoke,
     /// `functions/introspect`: RFC 7662 introspection for resource servers.
     Introspect,
+    /// `functions/authorize`: the authorization endpoint.
+    Authorize,
+    /// `functions/callback`: where sign-in completes.
+    Callback,
+    /// `functions/consent`: the consent page and decision.
+    Consent,
 }
 
 impl Route {
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 8] = [
         Route::Discovery,
         Route::Register,
         Route::Token,
         Route::Revoke,
         Route::Introspect,
+        Route::Authorize,
+        Route::Callback,
+        Route::Consent,
     ];
 
     /// The function (package) name under `functions/`.
@@ -38,6 +47,9 @@ impl Route {
             Route::Token => "token",
             Route::Revoke => "revoke",
             Route::Introspect => "introspect",
+            Route::Authorize => "authorize",
+            Route::Callback => "callback",
+            Route::Consent => "consent",
         }
     }
 
@@ -52,6 +64,9 @@ impl Route {
             Route::Token => &[("POST", "/oauth/2.1/token")],
             Route::Revoke => &[("POST", "/oauth/2.1/revoke")],
             Route::Introspect => &[("POST", "/oauth/2.1/introspect")],
+            Route::Authorize => &[("GET", "/oauth/2.1/authorize"), ("POST", "/oauth/2.1/authorize")],
+            Route::Callback => &[("GET", "/oauth/2.1/callback"), ("POST", "/oauth/2.1/callback")],
+            Route::Consent => &[("GET", "/oauth/2.1/consent"), ("POST", "/oauth/2.1/consent")],
         }
     }
 
@@ -71,6 +86,9 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::Token => handlers::token::handle(state, req).await,
         Route::Revoke => handlers::revoke::handle(state, req).await,
         Route::Introspect => handlers::introspect::handle(state, req).await,
+        Route::Authorize => handlers::authorize::handle(state, req).await,
+        Route::Callback => handlers::callback::handle(state, req).await,
+        Route::Consent => handlers::consent::handle(state, req).await,
     }
 }
 

@@ -25,6 +25,12 @@ const EXPECTED: &[(&str, u16)] = &[
     ("token-unsupported-grant.json", 400),
     ("revoke.json", 401),
     ("introspect.json", 401),
+    // An unregistered client: an error page, never a redirect.
+    ("authorize.json", 400),
+    // The embedded server has local sign-in; the request id is unknown.
+    ("callback.json", 400),
+    // No session cookie.
+    ("consent.json", 401),
 ];
 
 fn route_of(file: &str) -> Route {

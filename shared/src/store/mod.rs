@@ -4,6 +4,7 @@
 //! Rules: every read treats `ttl <= now` as absent (DynamoDB deletes expired items lazily); single-use
 //! and race rules are conditional writes, never read-then-write.
 
+pub mod authz;
 pub mod clients;
 pub mod grants;
 pub mod item;

@@ -1,0 +1,85 @@
+//! Small server-rendered pages (error, local sign-in, consent): escaped text, no scripts, framing
+//! forbidden, readable on a laptop and a phone.
+
+use http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+
+/// Escape text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1b1f24;margin:0;padding:24px 16px}\
+main{max-width:440px;margin:8vh auto;background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(0,0,0,.12);padding:28px}\
+h1{font-size:1.3rem;margin:0 0 12px}p{line-height:1.5}.muted{color:#57606a;font-size:.92rem}\
+ul{padding-left:20px}li{margin:6px 0}code{background:#eef0f3;border-radius:4px;padding:1px 5px;word-break:break-all}\
+label{display:block;font-weight:600;margin:16px 0 6px}input[type=email]{width:100%;box-sizing:border-box;padding:10px;font-size:1rem;border:1px solid #c9ced6;border-radius:8px}\
+.row{display:flex;gap:12px;margin-top:22px}button{flex:1;padding:12px;font-size:1rem;border-radius:8px;border:1px solid #c9ced6;background:#fff;cursor:pointer}\
+button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}.badge{display:inline-block;background:#fff4d6;color:#7a5200;border-radius:6px;padding:2px 8px;font-size:.8rem;font-weight:600}";
+
+/// A full page with security headers: no framing, no scripts, no caching.
+pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>{body_html}</main></body></html>",
+        escape(title)
+    );
+    let mut res = Response::new(Body::Text(html));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    res
+}
+
+/// An error page (used before a redirect URI is validated: never redirect then).
+pub fn error_page(status: StatusCode, message: &str) -> Response<Body> {
+    page(
+        status,
+        "Sign-in error",
+        &format!("<h1>This sign-in request can't continue</h1><p>{}</p><p class=\"muted\">Go back to the app you came from and try again.</p>", escape(message)),
+    )
+}
+
+/// A 303 redirect.
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut res = Response::new(Body::Empty);
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(http::header::LOCATION, v);
+    }
+    res.headers_mut()
+        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            super::escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Browser-side authorization state: pending authorization requests, sign-in sessions and
+//! remembered consent.
+//!
+//! | item | pk | sk | ttl |
+//! |---|---|---|---|
+//! | pending request | `AUTHREQ#<request_id>` | `AUTHREQ` | 10 minutes |
+//! | browser session | `SESSION#<sha256(session id)>` | `SESSION` | 12 hours |
+//! | remembered consent | `CONSENT#<sub>` | `<client_id>#<resource>` | none |
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::item::Item;
+use super::keys::Key;
+use super::{Store, StoreError, TTL_ATTR};
+use crate::crypto::secret;
+
+/// How long a pending authorization request lives.
+pub const AUTHREQ_TTL: i64 = 600;
+/// How long a browser session lives.
+pub const SESSION_TTL: i64 = 12 * 3600;
+
+pub fn authreq_key(id: &str) -> Key {
+    Key {
+        pk: format!("AUTHREQ#{id}"),
+        sk: "AUTHREQ".into(),
+    }
+}
+pub fn session_key(session_id: &str) -> Key {
+    Key {
+        pk: format!("SESSION#{}", secret::hash(session_id)),
+        sk: "SESSION".into(),
+    }
+}
+pub fn consent_key(sub: &str, client_id: &str, resource: &str) -> Key {
+    Key {
+        pk: format!("CONSENT#{sub}"),
+        sk: format!("{client_id}#{resource}"),
+    }
+}
+
+/// A validated authorization request waiting for sign-in and consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub redirect_uri: String,
+    pub state: String,
+    pub code_challenge: String,
+    pub resource: String,
+    pub scope: String,
+}
+
+impl AuthRequest {
+    fn to_item(&self, now: i64) -> Item {
+        Item::with_key(&authreq_key(&self.id))
+            .set_s("type", "authreq")
+            .set_s("client_id", &self.client_id)
+            .set_opt_s("client_name", self.client_name.clone())
+            .set_s("redirect_uri", &self.redirect_uri)
+            .set_s("state", &self.state)
+            .set_s("code_challenge", &self.code_challenge)
+            .set_s("resource", &self.resource)
+            .set_s("scope", &self.scope)
+            .set_n(TTL_ATTR, now + AUTHREQ_TTL)
+    }
+
+    fn from_item(id: &str, item: &Item) -> Result<Self, StoreError> {
+        Ok(AuthRequest {
+            id: id.to_string(),
+            client_id: item.req_s("client_id")?.into(),
+            client_name: item.s("client_name").map(str::to_string),
+            redirect_uri: item.req_s("redirect_uri")?.into(),
+            state: item.req_s("state")?.into(),
+            code_challenge: item.req_s("code_challenge")?.into(),
+            resource: item.req_s("resource")?.into(),
+            scope: item.req_s("scope")?.into(),
+        })
+    }
+}
+
+/// A signed-in browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub sub: String,
+    pub username: String,
+}
+
+impl Store {
+    pub async fn put_authreq(&self, req: &AuthRequest, now: i64) -> Result<(), StoreError> {
+        self.put_new(req.to_item(now), now).await
+    }
+
+    pub async fn get_authreq(&self, id: &str, now: i64) -> Result<Option<AuthRequest>, StoreError> {
+        match self.get(&authreq_key(id), now).await? {
+            Some(item) => AuthRequest::from_item(id, &item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Consume a pending request: delete it only if it exists and has not expired. `None` if it was
+    /// already used or expired (single use).
+    pub async fn take_authreq(&self, id: &str, now: i64) -> Result<Option<AuthRequest>, StoreError> {
+        let res = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(authreq_key(id).to_map()))
+            .condition_expression("attribute_exists(pk) AND #ttl > :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => match out.attributes {
+                Some(attrs) => AuthRequest::from_item(id, &Item::from(attrs)).map(Some),
+                None => Ok(None),
+            },
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_conditional_check_failed_exception())
+                    .unwrap_or(false) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::Service(format!(
+                "DeleteItem: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            ))),
+        }
+    }
+
+    /// Start a browser session; returns the session id for the cookie (only its hash is stored).
+    pub async fn create_session(&self, session: &Session, now: i64) -> Result<String, StoreError> {
+        let id = secret::new_secret("lk_sess_");
+        let item = Item::with_key(&session_key(&id))
+            .set_s("type", "session")
+            .set_s("sub", &session.sub)
+            .set_s("username", &session.username)
+            .set_n("created_at", now)
+            .set_n(TTL_ATTR, now + SESSION_TTL);
+        self.put_new(item, now).await?;
+        Ok(id)
+    }
+
+    pub async fn get_session(&self, session_id: &str, now: i64) -> Result<Option<Session>, StoreError> {
+        Ok(self.get(&session_key(session_id), now).await?.and_then(|i| {
+            Some(Session {
+                sub: i.s("sub")?.to_string(),
+                username: i.s("username")?.to_string(),
+            })
+        }))
+    }
+
+    /// Remember that `sub` approved `scopes` for this client and resource.
+    pub async fn remember_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let item = Item::with_key(&consent_key(sub, client_id, resource))
+            .set_s("type", "consent")
+            .set_s("scope", scope)
+            .set_n("updated_at", now);
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item.into_map()))
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Service(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+            })?;
+        Ok(())
+    }
+
+    /// The scopes `sub` already approved for this client and resource.
+    pub async fn remembered_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .get(&consent_key(sub, client_id, resource), now)
+            .await?
+            .and_then(|i| i.s("scope").map(|s| s.split(' ').map(str::to_string).collect()))
+            .unwrap_or_default())
+    }
+}
