@@ -35,6 +35,10 @@ pub struct Config {
     pub default_resource: Option<String>,
     /// Upstream OpenID Connect issuer for end-user sign-in (`LATCHKEY_LOGIN_ISSUER`).
     pub login_issuer: Option<String>,
+    /// latchkey's client id at the login issuer (`LATCHKEY_LOGIN_CLIENT_ID`).
+    pub login_client_id: Option<String>,
+    /// latchkey's client secret at the login issuer (`LATCHKEY_LOGIN_CLIENT_SECRET`).
+    pub login_client_secret: Option<String>,
     /// The local development sign-in page: only the embedded default without a login issuer.
     pub local_login: bool,
     /// Whether outbound fetches may reach loopback targets (`LATCHKEY_ALLOW_LOOPBACK_OUTBOUND`).
@@ -122,7 +126,9 @@ impl Config {
             scopes_supported,
             allow_loopback_outbound,
             default_resource: get("LATCHKEY_DEFAULT_RESOURCE"),
-            login_issuer: get("LATCHKEY_LOGIN_ISSUER"),
+            login_issuer: get("LATCHKEY_LOGIN_ISSUER").map(|i| i.trim_end_matches('/').to_string()),
+            login_client_id: get("LATCHKEY_LOGIN_CLIENT_ID"),
+            login_client_secret: get("LATCHKEY_LOGIN_CLIENT_SECRET"),
             local_login: false,
         })
     }

@@ -14,8 +14,15 @@ pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     let state = Arc::new(AppState::from_env().await?);
     // End users sign in at an upstream OpenID Connect provider; without one these cannot work, so
     // they refuse to start rather than fail each request.
-    if matches!(route, Route::Authorize | Route::Callback | Route::Consent) && state.config.login_issuer.is_none() {
-        return Err("LATCHKEY_LOGIN_ISSUER is required for the authorize, callback and consent functions".into());
+    let login = &state.config;
+    if matches!(route, Route::Authorize | Route::Callback | Route::Consent)
+        && (login.login_issuer.is_none() || login.login_client_id.is_none() || login.login_client_secret.is_none())
+    {
+        return Err(
+            "LATCHKEY_LOGIN_ISSUER, LATCHKEY_LOGIN_CLIENT_ID and LATCHKEY_LOGIN_CLIENT_SECRET are required \
+                    for the authorize, callback and consent functions"
+                .into(),
+        );
     }
     lambda_http::run(service_fn(move |req: Request| {
         let state = Arc::clone(&state);

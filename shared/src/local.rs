@@ -130,6 +130,8 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
         config,
         metrics,
         clock: Clock::default(),
+        http: crate::state::outbound_client()?,
+        login_metadata: tokio::sync::OnceCell::new(),
     });
 
     let app = axum::Router::new().fallback(serve_one).with_state(Arc::clone(&state));

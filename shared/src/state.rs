@@ -21,6 +21,19 @@ pub struct AppState {
     pub keyring: Option<Arc<Keyring>>,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Outbound HTTP (the upstream sign-in provider): 10 s timeout, no redirects.
+    pub http: reqwest::Client,
+    /// The login provider's discovery document, fetched once per container.
+    pub login_metadata: tokio::sync::OnceCell<crate::oauth::login::ProviderMetadata>,
+}
+
+/// The outbound HTTP client every process uses.
+pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// A startup failure (only these are `Err` to the Lambda runtime).
@@ -56,6 +69,8 @@ impl AppState {
             keyring,
             metrics,
             clock: Clock::default(),
+            http: outbound_client()?,
+            login_metadata: tokio::sync::OnceCell::new(),
         })
     }
 }

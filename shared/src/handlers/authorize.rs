@@ -351,10 +351,7 @@ async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body
     if state.config.local_login {
         return redirect(&format!("{base}/oauth/2.1/callback?request={id}"));
     }
-    error_page(
-        StatusCode::NOT_IMPLEMENTED,
-        "Sign-in through an upstream identity provider is not available on this server yet.",
-    )
+    super::callback::start_upstream(state, &base, id, now).await
 }
 
 #[cfg(test)]

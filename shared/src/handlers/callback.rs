@@ -1,6 +1,7 @@
-//! `GET`/`POST /oauth/2.1/callback`: where sign-in completes. With no upstream login issuer
-//! configured (`latchkey serve` only), `GET` shows the local development sign-in page and `POST`
-//! signs the browser in with the email it names. Then the browser continues to consent.
+//! `GET`/`POST /oauth/2.1/callback`: where sign-in completes. With an upstream login issuer, the
+//! provider sends the browser back here with `code` and `state` (OpenID Connect code flow with PKCE
+//! and nonce). With none (`latchkey serve` only), `GET` shows the local development sign-in page and
+//! `POST` signs the browser in with the email it names. Either way the browser continues to consent.
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -10,14 +11,228 @@ use crate::http::request::{self, Params};
 use crate::state::AppState;
 use crate::store::authz::Session;
 
-use super::authorize::{server_error, set_session_cookie};
+use super::authorize::{server_error, set_session_cookie, ClientRedirect};
+use crate::crypto::envelope::context;
+use crate::crypto::secret;
+use crate::error::OAuthErrorCode;
+use crate::oauth::login::{validate_id_token, ProviderMetadata};
+use crate::oauth::pkce;
+use crate::store::authz::LoginState;
+
+fn login_unavailable() -> Response<Body> {
+    error_page(
+        StatusCode::BAD_GATEWAY,
+        "The sign-in provider could not be reached. Please try again.",
+    )
+}
+
+async fn provider_metadata(state: &AppState) -> Result<&ProviderMetadata, Response<Body>> {
+    let issuer = state.config.login_issuer.clone().ok_or_else(login_unavailable)?;
+    state
+        .login_metadata
+        .get_or_try_init(|| async {
+            let url = format!("{issuer}/.well-known/openid-configuration");
+            let res = state
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("discovery: {e}"))?;
+            if !res.status().is_success() {
+                return Err(format!("discovery: status {}", res.status()));
+            }
+            let bytes = res.bytes().await.map_err(|e| format!("discovery: {e}"))?;
+            if bytes.len() > 256 * 1024 {
+                return Err("discovery: document too large".to_string());
+            }
+            let meta: ProviderMetadata = serde_json::from_slice(&bytes).map_err(|e| format!("discovery: {e}"))?;
+            if meta.issuer.trim_end_matches('/') != issuer {
+                return Err("discovery: issuer does not match LATCHKEY_LOGIN_ISSUER".to_string());
+            }
+            Ok(meta)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "login provider metadata");
+            login_unavailable()
+        })
+}
+
+fn login_context(state_value: &str) -> crate::crypto::EncryptionContext {
+    context([("kind", "login"), ("state", &secret::hash(state_value))])
+}
+
+/// Send the browser to the upstream provider to sign in for pending request `request_id`.
+pub(crate) async fn start_upstream(state: &AppState, base: &str, request_id: &str, now: i64) -> Response<Body> {
+    let meta = match provider_metadata(state).await {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    let (Some(client_id), Some(keyring)) = (state.config.login_client_id.as_deref(), state.keyring.as_ref()) else {
+        tracing::error!("login: LATCHKEY_LOGIN_CLIENT_ID or the keyring is missing");
+        return login_unavailable();
+    };
+    let upstream_state = secret::random_token("", 32);
+    let nonce = secret::random_token("", 32);
+    let verifier = secret::random_token("", 48);
+    let sealed = match keyring
+        .encrypt(&login_context(&upstream_state), verifier.as_bytes())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "login: sealing the verifier failed");
+            return login_unavailable();
+        }
+    };
+    let login = LoginState {
+        request_id: request_id.to_string(),
+        nonce: nonce.clone(),
+        sealed_verifier: sealed,
+    };
+    if let Err(e) = state.store.put_login(&upstream_state, &login, now).await {
+        return server_error("login: storing the sign-in state failed", e);
+    }
+    let Ok(mut url) = url::Url::parse(&meta.authorization_endpoint) else {
+        return login_unavailable();
+    };
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", &format!("{base}/oauth/2.1/callback"))
+        .append_pair("scope", "openid email profile")
+        .append_pair("state", &upstream_state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &pkce::challenge_for(&verifier))
+        .append_pair("code_challenge_method", "S256");
+    redirect(url.as_str())
+}
+
+#[derive(serde::Deserialize)]
+struct UpstreamTokens {
+    id_token: Option<String>,
+}
+
+/// The provider sent the browser back: check state, exchange the code, validate the ID token,
+/// start a session and continue to consent.
+async fn upstream_return(state: &AppState, req: &Request, p: &Params) -> Response<Body> {
+    let now = state.clock.now();
+    let base = request::public_base(&state.config, req);
+    let Some(upstream_state) = p.get("state").filter(|s| !s.is_empty() && s.len() <= 128) else {
+        return error_page(StatusCode::BAD_REQUEST, "The sign-in response is missing its state.");
+    };
+    let login = match state.store.take_login(upstream_state, now).await {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in has expired or was already completed. Start again from the app.",
+            )
+        }
+        Err(e) => return server_error("callback: loading the sign-in state failed", e),
+    };
+    if p.get("error").is_some() {
+        // The user declined (or the provider refused): tell the client, once.
+        return match state.store.take_authreq(&login.request_id, now).await {
+            Ok(Some(authreq)) => ClientRedirect {
+                redirect_uri: authreq.redirect_uri,
+                state: Some(authreq.state),
+                issuer: state.config.issuer_for(&base),
+            }
+            .error(OAuthErrorCode::AccessDenied, "the user did not sign in"),
+            Ok(None) => error_page(StatusCode::BAD_REQUEST, "This sign-in request has expired."),
+            Err(e) => server_error("callback: loading the request failed", e),
+        };
+    }
+    let Some(code) = p.get("code").filter(|c| !c.is_empty()) else {
+        return error_page(StatusCode::BAD_REQUEST, "The sign-in response is missing its code.");
+    };
+    let meta = match provider_metadata(state).await {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    let (Some(client_id), Some(keyring)) = (state.config.login_client_id.as_deref(), state.keyring.as_ref()) else {
+        return login_unavailable();
+    };
+    let verifier = match keyring
+        .decrypt(&login_context(upstream_state), &login.sealed_verifier)
+        .await
+    {
+        Ok(v) => String::from_utf8(v).unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(error = %e, "login: opening the verifier failed");
+            return login_unavailable();
+        }
+    };
+    let mut token_req = state.http.post(&meta.token_endpoint).form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &format!("{base}/oauth/2.1/callback")),
+        ("code_verifier", &verifier),
+    ]);
+    token_req = token_req.basic_auth(client_id, state.config.login_client_secret.as_deref());
+    let tokens: UpstreamTokens = match token_req.send().await {
+        Ok(res) if res.status().is_success() => match res.json().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "login: token response unreadable");
+                return login_unavailable();
+            }
+        },
+        Ok(res) => {
+            tracing::warn!(status = %res.status(), "login: the provider refused the code");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in provider did not accept the sign-in. Start again from the app.",
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "login: token request failed");
+            return login_unavailable();
+        }
+    };
+    let issuer = state.config.login_issuer.as_deref().unwrap_or_default();
+    let identity = match tokens
+        .id_token
+        .as_deref()
+        .map(|t| validate_id_token(t, issuer, client_id, &login.nonce, now))
+    {
+        Some(Ok(id)) => id,
+        Some(Err(why)) => {
+            tracing::warn!("login: {why}");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in could not be verified. Start again from the app.",
+            );
+        }
+        None => return error_page(StatusCode::BAD_REQUEST, "The sign-in provider returned no ID token."),
+    };
+    let session = Session {
+        sub: identity.sub,
+        username: identity.username,
+    };
+    let sid = match state.store.create_session(&session, now).await {
+        Ok(s) => s,
+        Err(e) => return server_error("callback: creating the session failed", e),
+    };
+    tracing::info!("upstream sign-in completed");
+    let mut res = redirect(&format!(
+        "{base}/oauth/2.1/consent?request={}",
+        url::form_urlencoded::byte_serialize(login.request_id.as_bytes()).collect::<String>()
+    ));
+    set_session_cookie(&mut res, &base, &sid);
+    res
+}
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if !state.config.local_login {
-        return error_page(
-            StatusCode::NOT_IMPLEMENTED,
-            "Sign-in through an upstream identity provider is not available on this server yet.",
-        );
+        if req.method() != Method::GET {
+            return error_page(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        }
+        return match request::query(&req) {
+            Ok(p) => upstream_return(state, &req, &p).await,
+            Err(m) => error_page(StatusCode::BAD_REQUEST, &m),
+        };
     }
     match *req.method() {
         Method::GET => match request::query(&req) {

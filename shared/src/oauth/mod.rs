@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod client_auth;
+pub mod login;
 pub mod metadata;
 pub mod pkce;
 pub mod redirect;

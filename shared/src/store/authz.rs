@@ -193,3 +193,66 @@ impl Store {
             .unwrap_or_default())
     }
 }
+
+/// An upstream sign-in in flight: `LOGIN#<sha256(state)>` / `LOGIN`, 10 minutes. The PKCE verifier
+/// is sealed by the keyring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginState {
+    pub request_id: String,
+    pub nonce: String,
+    pub sealed_verifier: Vec<u8>,
+}
+
+pub fn login_key(state: &str) -> Key {
+    Key {
+        pk: format!("LOGIN#{}", secret::hash(state)),
+        sk: "LOGIN".into(),
+    }
+}
+
+impl Store {
+    pub async fn put_login(&self, state: &str, login: &LoginState, now: i64) -> Result<(), StoreError> {
+        let item = Item::with_key(&login_key(state))
+            .set_s("type", "login")
+            .set_s("request_id", &login.request_id)
+            .set_s("nonce", &login.nonce)
+            .set_b("verifier", login.sealed_verifier.clone())
+            .set_n(TTL_ATTR, now + AUTHREQ_TTL);
+        self.put_new(item, now).await
+    }
+
+    /// Consume an upstream sign-in by its `state` (single use; `None` if unknown, used or expired).
+    pub async fn take_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
+        let res = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(login_key(state).to_map()))
+            .condition_expression("attribute_exists(pk) AND #ttl > :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.attributes.map(Item::from).and_then(|i| {
+                Some(LoginState {
+                    request_id: i.s("request_id")?.to_string(),
+                    nonce: i.s("nonce")?.to_string(),
+                    sealed_verifier: i.b("verifier")?.to_vec(),
+                })
+            })),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_conditional_check_failed_exception())
+                    .unwrap_or(false) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::Service(format!(
+                "DeleteItem: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            ))),
+        }
+    }
+}
