@@ -13,9 +13,10 @@ use crate::error::OAuthErrorCode;
 use crate::http::html::{error_page, redirect};
 use crate::http::request::{self, Params};
 use crate::oauth::redirect::RedirectUri;
-use crate::oauth::{pkce, scope};
+use crate::oauth::{cimd, pkce, scope};
 use crate::state::AppState;
 use crate::store::authz::{AuthRequest, Session, SESSION_TTL};
+use crate::store::clients::ClientRecord;
 use crate::store::grants::{self, CodeRecord, Grant};
 use crate::store::resource_servers::Resource;
 use crate::store::StoreError;
@@ -182,6 +183,33 @@ pub(crate) async fn issue_code(
     to.code(&code)
 }
 
+/// Fetch, check and store a client named by its metadata document URL.
+async fn document_client(state: &AppState, client_id: &str, now: i64) -> Result<ClientRecord, String> {
+    let allow_loopback = state.config.allow_loopback_outbound;
+    let url = cimd::parse_client_id_url(client_id, allow_loopback)?;
+    let (doc, max_age) = cimd::fetch(&url, allow_loopback).await?;
+    let metadata = cimd::metadata_from_document(
+        doc,
+        client_id,
+        &state.config.redirect_policy,
+        &state.config.scopes_supported,
+    )?;
+    let record = ClientRecord {
+        client_id: client_id.to_string(),
+        secret_hash: None,
+        metadata,
+        created_at: now,
+        fresh_until: Some(now + max_age),
+    };
+    let ttl = now + state.config.refresh_token_ttl + 3600;
+    state.store.put_document_client(&record, ttl).await.map_err(|e| {
+        tracing::error!(error = %e, "authorize: storing a document client failed");
+        "it could not be stored".to_string()
+    })?;
+    tracing::info!(client_id = %client_id, max_age, "client metadata document fetched");
+    Ok(record)
+}
+
 async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body> {
     let now = state.clock.now();
     let base = request::public_base(&state.config, req);
@@ -194,27 +222,33 @@ async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body
             "The request does not name a client (client_id is missing).",
         );
     };
-    if client_id.starts_with("https://") {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "Client ID Metadata Documents are not supported by this server yet; register the client first.",
-        );
-    }
     if client_id.len() > 512 {
         return error_page(
             StatusCode::BAD_REQUEST,
             "The client is not registered with this server.",
         );
     }
-    let client = match state.store.get_client(client_id, now).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
+    let stored = match state.store.get_client(client_id, now).await {
+        Ok(c) => c,
+        Err(e) => return server_error("authorize: loading the client failed", e),
+    };
+    let client = match stored {
+        Some(c) if c.fresh_until.is_none_or(|f| f > now) => c,
+        _ if cimd::is_document_client_id(client_id) => match document_client(state, client_id, now).await {
+            Ok(c) => c,
+            Err(msg) => {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The client's metadata document can't be used: {msg}."),
+                )
+            }
+        },
+        _ => {
             return error_page(
                 StatusCode::BAD_REQUEST,
                 "The client is not registered with this server.",
             )
         }
-        Err(e) => return server_error("authorize: loading the client failed", e),
     };
 
     // 2. The redirect URI: exactly as registered (loopback: any port).

@@ -40,6 +40,7 @@ async fn register(state: &AppState, req: &Request) -> Result<Response<Body>, OAu
         secret_hash: client_secret.as_deref().map(secret::hash),
         metadata: meta,
         created_at: now,
+        fresh_until: None,
     };
     state.store.put_client(&record).await.map_err(|e| {
         tracing::error!(error = %e, "register: storing the client failed");

@@ -28,6 +28,7 @@ pub fn authorization_server_metadata(config: &Config, base_url: &str) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "scopes_supported": config.scopes_supported,
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
     })
 }
 

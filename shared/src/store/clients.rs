@@ -12,6 +12,8 @@ pub struct ClientRecord {
     pub secret_hash: Option<String>,
     pub metadata: ClientMetadata,
     pub created_at: i64,
+    /// A client from a metadata document: the document is trusted until then (HTTP caching).
+    pub fresh_until: Option<i64>,
 }
 
 impl ClientRecord {
@@ -27,6 +29,7 @@ impl ClientRecord {
             .set_opt_s("scope", m.scope.clone())
             .set_s("metadata", serde_json::Value::Object(m.to_json()).to_string())
             .set_n("created_at", self.created_at)
+            .set_opt_n("fresh_until", self.fresh_until)
     }
 
     pub fn from_item(item: &Item) -> Result<Self, StoreError> {
@@ -42,6 +45,7 @@ impl ClientRecord {
             secret_hash: item.s("secret_hash").map(str::to_string),
             metadata,
             created_at: item.n("created_at").unwrap_or(0),
+            fresh_until: item.n("fresh_until"),
         })
     }
 }
@@ -50,6 +54,26 @@ impl Store {
     /// Store a new client (fails if the id exists). One round trip.
     pub async fn put_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         self.put_new(client.to_item(), client.created_at).await
+    }
+
+    /// Store (or replace) a client read from its metadata document. The item lives as long as a
+    /// refresh token could, so token requests keep finding it; `fresh_until` says when authorize
+    /// fetches the document again.
+    pub async fn put_document_client(&self, client: &ClientRecord, ttl: i64) -> Result<(), StoreError> {
+        let item = client
+            .to_item()
+            .set_n(super::TTL_ATTR, ttl)
+            .set_s("source", "metadata_document");
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item.into_map()))
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Service(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+            })?;
+        Ok(())
     }
 
     /// Load a client. One round trip.

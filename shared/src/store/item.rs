@@ -49,6 +49,13 @@ impl Item {
         self
     }
 
+    pub fn set_opt_n(self, name: &str, value: Option<i64>) -> Self {
+        match value {
+            Some(v) => self.set_n(name, v),
+            None => self,
+        }
+    }
+
     pub fn set_b(mut self, name: &str, value: Vec<u8>) -> Self {
         self.0.insert(name.into(), AttributeValue::B(Blob::new(value)));
         self
