@@ -130,3 +130,20 @@ async fn rfc7009_2_1_a_client_cannot_revoke_another_clients_tokens_and_unknown_t
     assert_oauth_error(&got, 400, "invalid_request");
     assert_eq!(token_count(&app.grant_items(&grant_id).await), 2);
 }
+
+#[tokio::test]
+async fn admin_lists_and_revokes_a_users_grants() {
+    let app = TestApp::start().await;
+    let (client_id, _) = app.client("none").await;
+    let (grant_id, _, _) = tokens(&app, &client_id).await;
+    let store = &app.server.state.store;
+    let now = app.server.state.clock.now();
+    let grants = store.list_grants(Some("user-1"), now).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].0.grant_id, grant_id);
+    assert_eq!(grants[0].1, "active");
+    assert!(store.list_grants(Some("someone-else"), now).await.unwrap().is_empty());
+    store.revoke_grant(&grant_id, now).await.unwrap();
+    assert_eq!(store.list_grants(None, now).await.unwrap()[0].1, "revoked");
+    assert_eq!(token_count(&app.grant_items(&grant_id).await), 0);
+}

@@ -427,6 +427,22 @@ impl Store {
         Err(StoreError::Busy)
     }
 
+    /// Every live grant with its status (`active` or `revoked`), optionally only one user's. A scan:
+    /// admin commands only.
+    pub async fn list_grants(&self, sub: Option<&str>, now: i64) -> Result<Vec<(Grant, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.scan_prefix(keys::GRANT_PREFIX, now).await? {
+            if item.s("sk") != Some("GRANT") {
+                continue;
+            }
+            let grant = Grant::from_item(&item)?;
+            if sub.is_none_or(|s| s == grant.sub) {
+                out.push((grant, item.s("status").unwrap_or("active").to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Revoke a grant: mark it revoked (so no new token can be issued from it), then delete every
     /// code and token in its partition. Idempotent.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), StoreError> {
