@@ -98,10 +98,10 @@ async fn show(state: &AppState, p: &Params, sid: &str, session: &Session, now: i
         StatusCode::OK,
         "Allow access?",
         &format!(
-            "<h1>{app} wants to access {resource}</h1>\
+            "<h1>{app} wants to access</h1><p class=\"resource\">{resource}</p>\
 <p>Signed in as <strong>{user}</strong>.</p>\
 <p>If you allow it, <strong>{app}</strong> will be able to:</p><ul>{scopes}</ul>\
-<p class=\"muted\">After you decide you will be sent to <strong>{host}</strong>. Client ID: <code>{client_id}</code></p>\
+<p class=\"muted\">After you decide you will be sent to <strong>{host}</strong>. Client ID: <code class=\"id\">{client_id}</code></p>\
 <form method=\"post\" action=\"/oauth/2.1/consent\"><input type=\"hidden\" name=\"request\" value=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <div class=\"row\"><button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button><button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button></div></form>",
             app = escape(app),

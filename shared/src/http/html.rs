@@ -22,8 +22,8 @@ pub fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1b1f24;margin:0;padding:24px 16px}\
 main{max-width:440px;margin:8vh auto;background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(0,0,0,.12);padding:28px}\
-h1{font-size:1.3rem;margin:0 0 12px}p{line-height:1.5}.muted{color:#57606a;font-size:.92rem}\
-ul{padding-left:20px}li{margin:6px 0}code{background:#eef0f3;border-radius:4px;padding:1px 5px;word-break:break-all}\
+h1{font-size:1.3rem;margin:0 0 12px;overflow-wrap:anywhere}.resource{font-size:1.05rem;font-weight:600;overflow-wrap:anywhere;margin:0 0 14px}p{line-height:1.5}.muted{color:#57606a;font-size:.92rem}\
+ul{padding-left:20px}li{margin:6px 0}code{background:#eef0f3;border-radius:4px;padding:1px 5px;white-space:nowrap}code.id{white-space:normal;overflow-wrap:anywhere}\
 label{display:block;font-weight:600;margin:16px 0 6px}input[type=email]{width:100%;box-sizing:border-box;padding:10px;font-size:1rem;border:1px solid #c9ced6;border-radius:8px}\
 .row{display:flex;gap:12px;margin-top:22px}button{flex:1;padding:12px;font-size:1rem;border-radius:8px;border:1px solid #c9ced6;background:#fff;cursor:pointer}\
 button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}.badge{display:inline-block;background:#fff4d6;color:#7a5200;border-radius:6px;padding:2px 8px;font-size:.8rem;font-weight:600}";
