@@ -84,6 +84,7 @@ async fn token(State(p): State<Provider>, headers: HeaderMap, Form(f): Form<Hash
         "iat": 1_700_000_000i64,
         "nonce": if mode == "bad-nonce" { "wrong".to_string() } else { nonce },
         "email": "carol@example.com",
+        "email_verified": true,
     });
     let jwt = format!(
         "{}.{}.c2ln",
@@ -162,10 +163,19 @@ impl Flow {
         self.app.url(&format!("/oauth/2.1/authorize?{q}"))
     }
 
-    /// authorize → provider → back to latchkey's callback URL (not yet followed).
-    async fn to_callback(&self) -> String {
+    /// authorize → provider → back to latchkey's callback URL (not yet followed), and the cookie
+    /// that binds the sign-in to this browser.
+    async fn to_callback_with_cookie(&self) -> (String, String) {
         let res = self.http.get(self.authorize_url()).send().await.unwrap();
         assert_eq!(res.status(), 303);
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(cookie.starts_with("lk_login="), "{cookie}");
         let upstream = res.headers()["location"].to_str().unwrap().to_string();
         assert!(
             upstream.starts_with(&format!("{}/authorize?", self.provider.issuer)),
@@ -173,14 +183,19 @@ impl Flow {
         );
         let res = self.http.get(&upstream).send().await.unwrap();
         assert_eq!(res.status(), 303);
-        res.headers()["location"].to_str().unwrap().to_string()
+        (res.headers()["location"].to_str().unwrap().to_string(), cookie)
+    }
+
+    /// Follow the callback URL in the browser that started the sign-in.
+    async fn callback(&self, url: &str, cookie: &str) -> reqwest::Response {
+        self.http.get(url).header("cookie", cookie).send().await.unwrap()
     }
 }
 
 #[tokio::test]
 async fn oidc_sign_in_with_pkce_state_and_nonce_then_consent_and_code() {
     let f = setup().await;
-    let callback = f.to_callback().await;
+    let (callback, login_cookie) = f.to_callback_with_cookie().await;
     assert!(callback.starts_with(&f.app.url("/oauth/2.1/callback?code=")));
     // While the sign-in is in flight, the PKCE verifier is stored sealed by the keyring (record v1,
     // local wrapper), not in the clear.
@@ -192,15 +207,28 @@ async fn oidc_sign_in_with_pkce_state_and_nonce_then_consent_and_code() {
     let sealed = login["verifier"].as_b().unwrap().as_ref();
     assert_eq!(&sealed[..2], &[1, 1]);
     assert!(sealed.len() > 64 + 12 + 16);
-    let res = f.http.get(&callback).send().await.unwrap();
+    let res = f.callback(&callback, &login_cookie).await;
     assert_eq!(res.status(), 303);
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .collect();
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("lk_session="))
         .unwrap()
         .split(';')
         .next()
         .unwrap()
         .to_string();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("lk_login=;") && c.contains("Max-Age=0")),
+        "login cookie cleared"
+    );
     let consent = res.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(
         *f.provider.verifier_checks.lock().unwrap(),
@@ -239,7 +267,7 @@ async fn oidc_sign_in_with_pkce_state_and_nonce_then_consent_and_code() {
     let back = res.headers()["location"].to_str().unwrap();
     assert!(back.starts_with("http://127.0.0.1:7777/callback?code=lk_ac_"), "{back}");
     // The state is single use: replaying the provider's redirect does nothing.
-    let res = f.http.get(&callback).send().await.unwrap();
+    let res = f.callback(&callback, &login_cookie).await;
     assert_eq!(res.status(), 400);
     assert!(res.headers().get("set-cookie").is_none());
     assert!(
@@ -257,8 +285,8 @@ async fn wrong_nonce_or_audience_is_refused_and_starts_no_session() {
     for mode in ["bad-nonce", "bad-aud"] {
         let f = setup().await;
         *f.provider.mode.lock().unwrap() = mode.into();
-        let callback = f.to_callback().await;
-        let res = f.http.get(&callback).send().await.unwrap();
+        let (callback, login_cookie) = f.to_callback_with_cookie().await;
+        let res = f.callback(&callback, &login_cookie).await;
         assert_eq!(res.status(), 400, "{mode}");
         assert!(res.headers().get("set-cookie").is_none(), "{mode}");
         assert!(
@@ -276,8 +304,8 @@ async fn wrong_nonce_or_audience_is_refused_and_starts_no_session() {
 async fn provider_refusal_sends_access_denied_to_the_client() {
     let f = setup().await;
     *f.provider.mode.lock().unwrap() = "deny".into();
-    let callback = f.to_callback().await;
-    let res = f.http.get(&callback).send().await.unwrap();
+    let (callback, login_cookie) = f.to_callback_with_cookie().await;
+    let res = f.callback(&callback, &login_cookie).await;
     assert_eq!(res.status(), 303);
     let back = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
     let q: HashMap<_, _> = back.query_pairs().into_owned().collect();
@@ -303,4 +331,24 @@ async fn unknown_or_missing_state_is_an_error_page() {
         .await
         .unwrap();
     assert_eq!(res.status(), 405);
+}
+
+#[tokio::test]
+async fn a_callback_link_opened_in_another_browser_does_not_sign_it_in() {
+    // Login CSRF: the attacker signs in upstream, stops before the callback, and sends the link.
+    let f = setup().await;
+    let (callback, _attackers_cookie) = f.to_callback_with_cookie().await;
+    let res = f.http.get(&callback).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("set-cookie").is_none());
+    let res = f.callback(&callback, "lk_login=someone-elses").await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        !f.app
+            .all_items()
+            .await
+            .iter()
+            .any(|i| i.get("type").and_then(|t| t.as_s().ok()).map(String::as_str) == Some("session")),
+        "no session stored"
+    );
 }

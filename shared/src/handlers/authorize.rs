@@ -78,35 +78,45 @@ pub(crate) fn server_error(context: &str, e: StoreError) -> Response<Body> {
     )
 }
 
-/// The name of the session cookie: `__Host-` prefixed (and `Secure`) on https.
-pub(crate) fn cookie_name(base: &str) -> &'static str {
+/// A cookie's name: `__Host-` prefixed (and `Secure`) on https.
+pub(crate) fn cookie_name(base: &str, name: &str) -> String {
     if base.starts_with("https://") {
-        "__Host-lk_session"
+        format!("__Host-{name}")
     } else {
-        "lk_session"
+        name.to_string()
     }
 }
 
 /// The browser session id from the `Cookie` header, if any.
 pub(crate) fn session_cookie(req: &Request, base: &str) -> Option<String> {
-    let name = cookie_name(base);
+    read_cookie(req, base, "lk_session")
+}
+
+/// A cookie of ours from the `Cookie` header, if any.
+pub(crate) fn read_cookie(req: &Request, base: &str, name: &str) -> Option<String> {
+    let name = cookie_name(base, name);
     req.headers()
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .find(|(k, _)| *k == name.as_str())
         .map(|(_, v)| v.to_string())
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
 /// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Path=/, Secure on https.
 pub(crate) fn set_session_cookie(res: &mut Response<Body>, base: &str, session_id: &str) {
+    set_cookie(res, base, "lk_session", session_id, SESSION_TTL);
+}
+
+/// `Set-Cookie` for one of ours (`max_age` 0 deletes it).
+pub(crate) fn set_cookie(res: &mut Response<Body>, base: &str, name: &str, value: &str, max_age: i64) {
     let secure = if base.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!(
-        "{}={session_id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_TTL}{secure}",
-        cookie_name(base)
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(base, name)
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(http::header::SET_COOKIE, v);

@@ -11,13 +11,15 @@ use crate::http::request::{self, Params};
 use crate::state::AppState;
 use crate::store::authz::Session;
 
-use super::authorize::{server_error, set_session_cookie, ClientRedirect};
+use super::authorize::{read_cookie, server_error, set_cookie, set_session_cookie, ClientRedirect};
 use crate::crypto::envelope::context;
 use crate::crypto::secret;
 use crate::error::OAuthErrorCode;
 use crate::oauth::login::{validate_id_token, ProviderMetadata};
 use crate::oauth::pkce;
 use crate::store::authz::LoginState;
+use crate::store::authz::AUTHREQ_TTL;
+use subtle::ConstantTimeEq;
 
 fn login_unavailable() -> Response<Body> {
     error_page(
@@ -85,10 +87,14 @@ pub(crate) async fn start_upstream(state: &AppState, base: &str, request_id: &st
             return login_unavailable();
         }
     };
+    // Bind the sign-in to this browser: the provider's redirect is only accepted from a browser that
+    // holds this cookie (a link to someone else's callback cannot sign a victim in).
+    let browser = secret::random_token("", 32);
     let login = LoginState {
         request_id: request_id.to_string(),
         nonce: nonce.clone(),
         sealed_verifier: sealed,
+        browser_hash: secret::hash(&browser),
     };
     if let Err(e) = state.store.put_login(&upstream_state, &login, now).await {
         return server_error("login: storing the sign-in state failed", e);
@@ -105,7 +111,9 @@ pub(crate) async fn start_upstream(state: &AppState, base: &str, request_id: &st
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &pkce::challenge_for(&verifier))
         .append_pair("code_challenge_method", "S256");
-    redirect(url.as_str())
+    let mut res = redirect(url.as_str());
+    set_cookie(&mut res, base, "lk_login", &browser, AUTHREQ_TTL);
+    res
 }
 
 #[derive(serde::Deserialize)]
@@ -131,6 +139,14 @@ async fn upstream_return(state: &AppState, req: &Request, p: &Params) -> Respons
         }
         Err(e) => return server_error("callback: loading the sign-in state failed", e),
     };
+    let same_browser = read_cookie(req, &base, "lk_login")
+        .is_some_and(|c| bool::from(secret::hash(&c).as_bytes().ct_eq(login.browser_hash.as_bytes())));
+    if !same_browser {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was started in another browser. Start again from the app.",
+        );
+    }
     if p.get("error").is_some() {
         // The user declined (or the provider refused): tell the client, once.
         return match state.store.take_authreq(&login.request_id, now).await {
@@ -221,6 +237,7 @@ async fn upstream_return(state: &AppState, req: &Request, p: &Params) -> Respons
         url::form_urlencoded::byte_serialize(login.request_id.as_bytes()).collect::<String>()
     ));
     set_session_cookie(&mut res, &base, &sid);
+    set_cookie(&mut res, &base, "lk_login", "", 0);
     res
 }
 
@@ -327,6 +344,7 @@ async fn sign_in(state: &AppState, req: &Request, p: &Params) -> Response<Body> 
         url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
     ));
     set_session_cookie(&mut res, &base, &sid);
+    set_cookie(&mut res, &base, "lk_login", "", 0);
     res
 }
 

@@ -80,7 +80,16 @@ async fn show(state: &AppState, p: &Params, sid: &str, session: &Session, now: i
         }
         Err(e) => return server_error("consent: loading the request failed", e),
     };
-    let app = authreq.client_name.as_deref().unwrap_or(&authreq.client_id);
+    // A metadata-document client names itself; show where that name comes from.
+    let app = match (
+        authreq.client_name.as_deref(),
+        crate::oauth::cimd::is_document_client_id(&authreq.client_id),
+    ) {
+        (Some(name), true) => format!("{name} ({})", host_of(&authreq.client_id)),
+        (Some(name), false) => name.to_string(),
+        (None, _) => authreq.client_id.clone(),
+    };
+    let app = app.as_str();
     let scopes: String = authreq
         .scope
         .split(' ')

@@ -81,6 +81,13 @@ pub fn max_age(cache_control: Option<&str>) -> i64 {
 /// Fetch the document: resolve, check every address with the guard, connect to the checked one.
 /// Returns the JSON object and how long it may be trusted. Errors are public descriptions.
 pub async fn fetch(url: &Url, allow_loopback: bool) -> Result<(Map<String, Value>, i64), String> {
+    // One budget for resolving, connecting and reading.
+    tokio::time::timeout(FETCH_TIMEOUT, fetch_inner(url, allow_loopback))
+        .await
+        .map_err(|_| "the client metadata document took too long".to_string())?
+}
+
+async fn fetch_inner(url: &Url, allow_loopback: bool) -> Result<(Map<String, Value>, i64), String> {
     let host = url.host_str().ok_or("the client_id URL has no host")?.to_string();
     let port = url.port_or_known_default().ok_or("the client_id URL has no port")?;
     let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
@@ -96,6 +103,7 @@ pub async fn fetch(url: &Url, allow_loopback: bool) -> Result<(Map<String, Value
     }
     let client = reqwest::Client::builder()
         .resolve(&host, first)
+        .no_proxy()
         .timeout(FETCH_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -33,6 +33,8 @@ struct Claims {
     exp: i64,
     nonce: Option<String>,
     email: Option<String>,
+    email_verified: Option<serde_json::Value>,
+    azp: Option<String>,
 }
 
 /// Validate an ID token's claims; the error is safe to log (no token content).
@@ -63,6 +65,10 @@ pub fn validate_id_token(
     if !aud_ok {
         return Err("the ID token is for another audience");
     }
+    // OpenID Connect Core §2: with several audiences, the authorized party must be us.
+    if claims.aud.is_array() && claims.azp.as_deref().is_some_and(|azp| azp != client_id) {
+        return Err("the ID token was issued to another party");
+    }
     if claims.exp <= now {
         return Err("the ID token has expired");
     }
@@ -72,9 +78,12 @@ pub fn validate_id_token(
     if claims.sub.is_empty() || claims.sub.len() > 255 {
         return Err("the ID token subject is malformed");
     }
+    // Only a verified email names the user; otherwise the subject does.
+    let verified = matches!(claims.email_verified, Some(serde_json::Value::Bool(true)))
+        || matches!(&claims.email_verified, Some(serde_json::Value::String(v)) if v == "true");
     let username = claims
         .email
-        .filter(|e| e.len() <= 254 && !e.chars().any(char::is_control))
+        .filter(|e| verified && e.len() <= 254 && !e.chars().any(char::is_control))
         .unwrap_or_else(|| claims.sub.clone());
     Ok(Identity {
         sub: format!("{}|{}", claims.iss.trim_end_matches('/'), claims.sub),
@@ -94,7 +103,7 @@ mod tests {
     }
 
     fn good() -> serde_json::Value {
-        json!({"iss": "https://idp.example", "sub": "123", "aud": "lk", "exp": 1000, "nonce": "n1", "email": "a@example.com"})
+        json!({"iss": "https://idp.example", "sub": "123", "aud": "lk", "exp": 1000, "nonce": "n1", "email": "a@example.com", "email_verified": true})
     }
 
     #[test]
@@ -118,6 +127,14 @@ mod tests {
         assert_eq!(check(("exp", json!(999))), "the ID token has expired");
         assert_eq!(check(("nonce", json!("n2"))), "the ID token nonce does not match");
         assert!(validate_id_token("not-a-jwt", "https://idp.example", "lk", "n1", 0).is_err());
+        let mut unverified = good();
+        unverified["email_verified"] = json!(false);
+        let id = validate_id_token(&jwt(unverified), "https://idp.example", "lk", "n1", 999).unwrap();
+        assert_eq!(id.username, "123", "an unverified email does not name the user");
+        let mut other_azp = good();
+        other_azp["aud"] = json!(["lk", "x"]);
+        other_azp["azp"] = json!("x");
+        assert!(validate_id_token(&jwt(other_azp), "https://idp.example", "lk", "n1", 999).is_err());
         assert!(validate_id_token("a.!!!.c", "https://idp.example", "lk", "n1", 0).is_err());
     }
 }

@@ -108,16 +108,29 @@ impl RedirectUri {
         if self.kind() != RedirectKind::Loopback {
             return false;
         }
-        let Ok(other) = Url::parse(presented) else { return false };
-        let mut a = self.url.clone();
-        let mut b = other;
-        if a.scheme() != b.scheme() || a.host() != b.host() {
+        // Loopback: the same string once the port is removed from both (no other normalisation:
+        // case, dot segments, `127.1` and the like do not match).
+        if RedirectUri::parse(presented).is_err() {
             return false;
         }
-        let _ = a.set_port(None);
-        let _ = b.set_port(None);
-        a == b
+        strip_port(&self.raw) == strip_port(presented)
     }
+}
+
+/// The URI with the `:port` of its authority removed, as a string.
+fn strip_port(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rfind(':') {
+        Some(i) if authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) && !authority[i..].contains(']') => {
+            &authority[..i]
+        }
+        _ => authority,
+    };
+    format!("{scheme}://{host}{tail}")
 }
 
 /// Does the path contain a `.` or `..` segment, literally or percent-encoded? Such URIs resolve
@@ -251,6 +264,13 @@ mod tests {
         assert!(r.matches("http://127.0.0.1:51234/callback"));
         assert!(!r.matches("http://127.0.0.1:51234/other"));
         assert!(!r.matches("http://localhost:51234/callback"));
+        assert!(!r.matches("http://127.1:51234/callback"));
+        assert!(!r.matches("http://127.0.0.1:51234/x/../callback"));
+        assert!(!r.matches("http://127.0.0.1:51234/Callback"));
+        let v6 = RedirectUri::parse("http://[::1]/cb").unwrap();
+        assert!(v6.matches("http://[::1]:8000/cb"));
+        let l = RedirectUri::parse("http://localhost/cb").unwrap();
+        assert!(!l.matches("http://LOCALHOST:80/cb"));
         let h = RedirectUri::parse("https://app.example.com/cb").unwrap();
         assert!(h.matches("https://app.example.com/cb"));
         assert!(!h.matches("https://app.example.com:444/cb"));

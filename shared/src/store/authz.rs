@@ -201,6 +201,9 @@ pub struct LoginState {
     pub request_id: String,
     pub nonce: String,
     pub sealed_verifier: Vec<u8>,
+    /// SHA-256 of the `lk_login` cookie set on the browser that started the sign-in: the callback
+    /// must come back to that browser.
+    pub browser_hash: String,
 }
 
 pub fn login_key(state: &str) -> Key {
@@ -217,6 +220,7 @@ impl Store {
             .set_s("request_id", &login.request_id)
             .set_s("nonce", &login.nonce)
             .set_b("verifier", login.sealed_verifier.clone())
+            .set_s("browser_hash", &login.browser_hash)
             .set_n(TTL_ATTR, now + AUTHREQ_TTL);
         self.put_new(item, now).await
     }
@@ -240,6 +244,7 @@ impl Store {
                     request_id: i.s("request_id")?.to_string(),
                     nonce: i.s("nonce")?.to_string(),
                     sealed_verifier: i.b("verifier")?.to_vec(),
+                    browser_hash: i.s("browser_hash")?.to_string(),
                 })
             })),
             Err(e)
