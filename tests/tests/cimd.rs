@@ -15,7 +15,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use common::{TestApp, CHALLENGE, RESOURCE, VERIFIER};
-use latchkey::store::resource_servers::Resource;
 use reqwest::redirect::Policy;
 use serde_json::json;
 
@@ -76,13 +75,7 @@ async fn serve_docs() -> Docs {
 
 async fn app_with(config: &[(&str, &str)]) -> TestApp {
     let app = TestApp::start_configured(None, config).await;
-    let now = app.server.state.clock.now();
-    app.server
-        .state
-        .store
-        .create_resource_server(&Resource::parse(RESOURCE).unwrap(), &[], now)
-        .await
-        .unwrap();
+    app.resource_server(RESOURCE).await;
     app
 }
 

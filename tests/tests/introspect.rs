@@ -4,20 +4,7 @@
 mod common;
 
 use common::{assert_oauth_error, TestApp, RESOURCE, VERIFIER};
-use latchkey::store::resource_servers::Resource;
 use serde_json::json;
-
-async fn resource_server(app: &TestApp, resource: &str) -> (String, String) {
-    let now = app.server.state.clock.now();
-    let (rec, secret) = app
-        .server
-        .state
-        .store
-        .create_resource_server(&Resource::parse(resource).unwrap(), &[], now)
-        .await
-        .unwrap();
-    (rec.rs_id, secret)
-}
 
 async fn access_token(app: &TestApp) -> (String, String, String) {
     let (client_id, _) = app.client("none").await;
@@ -42,7 +29,7 @@ async fn access_token(app: &TestApp) -> (String, String, String) {
 #[tokio::test]
 async fn rfc7662_2_2_active_token_for_its_resource_in_one_call() {
     let app = TestApp::start().await;
-    let (rs_id, rs_secret) = resource_server(&app, RESOURCE).await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
     let (client_id, _, at) = access_token(&app).await;
     let before = app.calls();
     let (status, body) = app
@@ -65,8 +52,8 @@ async fn rfc7662_2_2_active_token_for_its_resource_in_one_call() {
 #[tokio::test]
 async fn rfc7662_2_2_other_audience_expired_revoked_and_unknown_are_inactive_and_nothing_else() {
     let app = TestApp::start().await;
-    let (other_id, other_secret) = resource_server(&app, "https://other.example.com/mcp").await;
-    let (rs_id, rs_secret) = resource_server(&app, RESOURCE).await;
+    let (other_id, other_secret) = app.resource_server("https://other.example.com/mcp").await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
     let (client_id, _, at) = access_token(&app).await;
     let inactive = json!({"active": false});
     let ask = |token: String, id: String, secret: String| {
@@ -111,7 +98,7 @@ async fn rfc7662_2_2_other_audience_expired_revoked_and_unknown_are_inactive_and
 #[tokio::test]
 async fn introspection_needs_resource_server_credentials_not_client_credentials() {
     let app = TestApp::start().await;
-    let (rs_id, rs_secret) = resource_server(&app, RESOURCE).await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
     let (_, _, at) = access_token(&app).await;
     let (client_id, client_secret) = app.client("client_secret_basic").await;
     let client_secret = client_secret.unwrap();
@@ -146,7 +133,7 @@ async fn introspection_needs_resource_server_credentials_not_client_credentials(
 #[tokio::test]
 async fn a_revoked_grant_makes_its_tokens_inactive_even_before_they_are_deleted() {
     let app = TestApp::start().await;
-    let (rs_id, rs_secret) = resource_server(&app, RESOURCE).await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
     let (_, grant_id, at) = access_token(&app).await;
     let store = &app.server.state.store;
     // Mark the grant revoked the way revoke_grant's first step does, leaving the token item in place.

@@ -7,8 +7,6 @@
 //! | browser session | `SESSION#<sha256(session id)>` | `SESSION` | 12 hours |
 //! | remembered consent | `CONSENT#<sub>` | `<client_id>#<resource>` | none |
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
 use super::item::Item;
 use super::keys::Key;
 use super::{Store, StoreError, TTL_ATTR};
@@ -101,33 +99,9 @@ impl Store {
     /// Consume a pending request: delete it only if it exists and has not expired. `None` if it was
     /// already used or expired (single use).
     pub async fn take_authreq(&self, id: &str, now: i64) -> Result<Option<AuthRequest>, StoreError> {
-        let res = self
-            .client()
-            .delete_item()
-            .table_name(self.table())
-            .set_key(Some(authreq_key(id).to_map()))
-            .condition_expression("attribute_exists(pk) AND #ttl > :now")
-            .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await;
-        match res {
-            Ok(out) => match out.attributes {
-                Some(attrs) => AuthRequest::from_item(id, &Item::from(attrs)).map(Some),
-                None => Ok(None),
-            },
-            Err(e)
-                if e.as_service_error()
-                    .map(|s| s.is_conditional_check_failed_exception())
-                    .unwrap_or(false) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(StoreError::Service(format!(
-                "DeleteItem: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            ))),
+        match self.take(&authreq_key(id), now).await? {
+            Some(item) => AuthRequest::from_item(id, &item).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -166,15 +140,7 @@ impl Store {
             .set_s("type", "consent")
             .set_s("scope", scope)
             .set_n("updated_at", now);
-        self.client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item.into_map()))
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::Service(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
-            })?;
+        self.put(item).await?;
         Ok(())
     }
 
@@ -227,37 +193,13 @@ impl Store {
 
     /// Consume an upstream sign-in by its `state` (single use; `None` if unknown, used or expired).
     pub async fn take_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
-        let res = self
-            .client()
-            .delete_item()
-            .table_name(self.table())
-            .set_key(Some(login_key(state).to_map()))
-            .condition_expression("attribute_exists(pk) AND #ttl > :now")
-            .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(out.attributes.map(Item::from).and_then(|i| {
-                Some(LoginState {
-                    request_id: i.s("request_id")?.to_string(),
-                    nonce: i.s("nonce")?.to_string(),
-                    sealed_verifier: i.b("verifier")?.to_vec(),
-                    browser_hash: i.s("browser_hash")?.to_string(),
-                })
-            })),
-            Err(e)
-                if e.as_service_error()
-                    .map(|s| s.is_conditional_check_failed_exception())
-                    .unwrap_or(false) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(StoreError::Service(format!(
-                "DeleteItem: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            ))),
-        }
+        Ok(self.take(&login_key(state), now).await?.and_then(|i| {
+            Some(LoginState {
+                request_id: i.s("request_id")?.to_string(),
+                nonce: i.s("nonce")?.to_string(),
+                sealed_verifier: i.b("verifier")?.to_vec(),
+                browser_hash: i.s("browser_hash")?.to_string(),
+            })
+        }))
     }
 }

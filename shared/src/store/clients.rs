@@ -64,15 +64,7 @@ impl Store {
             .to_item()
             .set_n(super::TTL_ATTR, ttl)
             .set_s("source", "metadata_document");
-        self.client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item.into_map()))
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::Service(format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
-            })?;
+        self.put(item).await?;
         Ok(())
     }
 

@@ -119,6 +119,45 @@ impl Store {
         }
     }
 
+    /// Write an item, replacing any existing one. One round trip.
+    pub async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.into_map()))
+            .send()
+            .await
+            .map_err(|e| service_error("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Consume an item: delete it only if it exists and has not expired, returning what it held.
+    /// `None` if it was absent, already taken or expired (single use by a conditional write).
+    pub async fn take(&self, key: &keys::Key, now: i64) -> Result<Option<Item>, StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key.to_map()))
+            .condition_expression("attribute_exists(pk) AND #ttl > :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.attributes.map(Item::from)),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_conditional_check_failed_exception())
+                    .unwrap_or(false) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(service_error("DeleteItem", e)),
+        }
+    }
+
     /// Delete an item (no condition). One round trip.
     pub async fn delete(&self, key: &keys::Key) -> Result<(), StoreError> {
         self.client

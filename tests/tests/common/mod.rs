@@ -167,3 +167,22 @@ impl TestApp {
             .unwrap()
     }
 }
+
+impl TestApp {
+    /// Register a resource server for `resource`; returns (id, secret).
+    pub async fn resource_server(&self, resource: &str) -> (String, String) {
+        let now = self.server.state.clock.now();
+        let (rec, secret) = self
+            .server
+            .state
+            .store
+            .create_resource_server(
+                &latchkey::store::resource_servers::Resource::parse(resource).unwrap(),
+                &[],
+                now,
+            )
+            .await
+            .unwrap();
+        (rec.rs_id, secret)
+    }
+}
