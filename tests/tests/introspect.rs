@@ -3,27 +3,13 @@
 
 mod common;
 
-use common::{assert_oauth_error, TestApp, RESOURCE, VERIFIER};
+use common::{assert_oauth_error, TestApp, RESOURCE};
 use serde_json::json;
 
 async fn access_token(app: &TestApp) -> (String, String, String) {
     let (client_id, _) = app.client("none").await;
-    let (grant_id, code) = app.seed_code(&client_id, "openid email").await;
-    let (status, body) = app
-        .post_form(
-            "/oauth/2.1/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "http://127.0.0.1:7777/callback"),
-                ("code_verifier", VERIFIER),
-                ("client_id", &client_id),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    (client_id, grant_id, body["access_token"].as_str().unwrap().to_string())
+    let t = app.issue_tokens(&client_id, "openid email").await;
+    (client_id, t.grant_id, t.access_token)
 }
 
 #[tokio::test]

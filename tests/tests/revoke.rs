@@ -6,26 +6,8 @@ mod common;
 use common::{assert_oauth_error, TestApp, VERIFIER};
 
 async fn tokens(app: &TestApp, client_id: &str) -> (String, String, String) {
-    let (grant_id, code) = app.seed_code(client_id, "openid").await;
-    let (status, body) = app
-        .post_form(
-            "/oauth/2.1/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "http://127.0.0.1:7777/callback"),
-                ("code_verifier", VERIFIER),
-                ("client_id", client_id),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    (
-        grant_id,
-        body["access_token"].as_str().unwrap().to_string(),
-        body["refresh_token"].as_str().unwrap().to_string(),
-    )
+    let t = app.issue_tokens(client_id, "openid").await;
+    (t.grant_id, t.access_token, t.refresh_token)
 }
 
 fn token_count(items: &[latchkey::store::Item]) -> usize {

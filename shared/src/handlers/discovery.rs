@@ -11,10 +11,8 @@ use crate::state::AppState;
 const METHODS: &str = "GET, OPTIONS";
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
-    match *req.method() {
-        Method::OPTIONS => return response::preflight(METHODS),
-        Method::GET | Method::HEAD => {}
-        _ => return response::cors(response::method_not_allowed(METHODS), METHODS),
+    if let Some(res) = response::cors_gate(req.method(), &[Method::GET, Method::HEAD], METHODS) {
+        return res;
     }
     let base = request::public_base(&state.config, &req);
     let doc = authorization_server_metadata(&state.config, &base);

@@ -14,10 +14,8 @@ use crate::store::clients;
 const METHODS: &str = "POST, OPTIONS";
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
-    match *req.method() {
-        Method::OPTIONS => return response::preflight(METHODS),
-        Method::POST => {}
-        _ => return response::cors(response::method_not_allowed(METHODS), METHODS),
+    if let Some(res) = response::cors_gate(req.method(), &[Method::POST], METHODS) {
+        return res;
     }
     let res = register(state, &req).await.unwrap_or_else(|e| e.response());
     response::cors(res, METHODS)

@@ -43,6 +43,18 @@ pub fn preflight(methods: &'static str) -> Response<Body> {
     cors(empty(StatusCode::NO_CONTENT), methods)
 }
 
+/// The method gate of a CORS-open endpoint: answers a preflight, or a method not in `allowed` with
+/// 405; `None` lets the request through. `methods` is the `Allow` / CORS list, e.g. `"POST, OPTIONS"`.
+pub fn cors_gate(method: &http::Method, allowed: &[http::Method], methods: &'static str) -> Option<Response<Body>> {
+    if method == http::Method::OPTIONS {
+        Some(preflight(methods))
+    } else if allowed.contains(method) {
+        None
+    } else {
+        Some(cors(method_not_allowed(methods), methods))
+    }
+}
+
 /// 405 with an `Allow` header and an OAuth-style JSON body.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut res = json(

@@ -186,3 +186,36 @@ impl TestApp {
         (rec.rs_id, secret)
     }
 }
+
+/// Tokens a public client got for a seeded grant.
+pub struct Issued {
+    pub grant_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    /// Seed a grant and code for a public client and redeem it at the token endpoint.
+    pub async fn issue_tokens(&self, client_id: &str, scope: &str) -> Issued {
+        let (grant_id, code) = self.seed_code(client_id, scope).await;
+        let (status, body) = self
+            .post_form(
+                "/oauth/2.1/token",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", "http://127.0.0.1:7777/callback"),
+                    ("code_verifier", VERIFIER),
+                    ("client_id", client_id),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        Issued {
+            grant_id,
+            access_token: body["access_token"].as_str().unwrap().to_string(),
+            refresh_token: body["refresh_token"].as_str().unwrap().to_string(),
+        }
+    }
+}
