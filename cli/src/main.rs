@@ -9,6 +9,8 @@ use latchkey::router::Route;
 use latchkey::store::resource_servers::{Resource, ResourceServerRecord};
 use latchkey::store::{Store, StoreError};
 
+mod vault_admin;
+
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "OAuth for the Model Context Protocol")]
 struct Cli {
@@ -53,6 +55,142 @@ enum Command {
         #[command(subcommand)]
         command: GrantCommand,
     },
+    /// Token-vault projects: each app gets one, with API keys for `X-API-Key`.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// A project's API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+    /// Upstream providers (Google, GitHub, …) a project's users can connect.
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project; prints its id and a first API key (shown only once).
+    Create {
+        /// A name for people (e.g. the app's name).
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List projects (JSON lines).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create another API key for a project (shown only once).
+    Create {
+        #[arg(long)]
+        project: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List a project's API key ids (JSON lines; keys themselves are never stored).
+    List {
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke an API key by its id (`ak_…`); it stops working at once.
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Configure a provider for a project: a catalogue provider needs only the client id and
+    /// secret; a custom one needs --authorize-url, --token-url and --api-base-url too. Any flag
+    /// overrides the catalogue value. The client secret is stored encrypted.
+    Set(Box<ProviderSetArgs>),
+    /// List a project's configured providers (JSON lines; never the secret).
+    List {
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a provider from a project (existing connections stop working).
+    Delete {
+        provider: String,
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the built-in provider catalogue (JSON).
+    Catalogue {
+        /// Only this provider.
+        provider: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct ProviderSetArgs {
+    /// Provider name: a catalogue name (google, github, …) or a new lowercase name.
+    provider: String,
+    #[arg(long)]
+    project: String,
+    #[arg(long)]
+    client_id: String,
+    /// The OAuth client secret (or set LATCHKEY_PROVIDER_CLIENT_SECRET to keep it out of shell history).
+    #[arg(long, env = "LATCHKEY_PROVIDER_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
+    #[arg(long)]
+    display_name: Option<String>,
+    #[arg(long)]
+    authorize_url: Option<String>,
+    #[arg(long)]
+    token_url: Option<String>,
+    /// Where proxied paths are appended (ends with /).
+    #[arg(long)]
+    api_base_url: Option<String>,
+    /// Default scopes (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// "space" or "comma".
+    #[arg(long)]
+    scope_separator: Option<String>,
+    /// client_secret_post or client_secret_basic.
+    #[arg(long)]
+    token_auth_method: Option<String>,
+    /// Send PKCE S256 (true/false).
+    #[arg(long)]
+    pkce: Option<bool>,
+    /// RFC 7009 revocation endpoint.
+    #[arg(long)]
+    revoke_url: Option<String>,
+    /// Extra authorize parameter NAME=VALUE (repeatable).
+    #[arg(long = "authorize-param", value_name = "NAME=VALUE")]
+    authorize_params: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +228,9 @@ struct StoreArgs {
     /// DynamoDB endpoint for --table (e.g. http://127.0.0.1:8000); default: AWS for the current region.
     #[arg(long, requires = "table")]
     endpoint_url: Option<String>,
+    /// KMS key (id, ARN or alias) sealing secrets written with --table (`provider set`).
+    #[arg(long, requires = "table", env = "LATCHKEY_KMS_KEY_ID")]
+    kms_key_id: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -197,6 +338,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Client { command } => client_command(command).await,
         Command::ResourceServer { command } => resource_server_command(command).await,
         Command::Grant { command } => grant_command(command).await,
+        Command::Project { command } => vault_admin::project_command(command).await,
+        Command::ApiKey { command } => vault_admin::api_key_command(command).await,
+        Command::Provider { command } => vault_admin::provider_command(command).await,
     }
 }
 
@@ -247,6 +391,7 @@ async fn grant_command(command: GrantCommand) -> anyhow::Result<()> {
 struct Admin {
     store: Store,
     embedded: Option<latchkey::local::Embedded>,
+    keyring: Option<std::sync::Arc<latchkey::crypto::Keyring>>,
 }
 
 impl Admin {
@@ -259,9 +404,20 @@ impl Admin {
                     conf = conf.endpoint_url(ep);
                 }
                 let client = aws_sdk_dynamodb::Client::from_conf(conf.build());
+                // Secrets written to a DynamoDB table are sealed with that deployment's KMS key.
+                let keyring = match args.kms_key_id {
+                    Some(key_id) => {
+                        let kms = aws_sdk_kms::Client::new(&sdk);
+                        Some(std::sync::Arc::new(latchkey::crypto::Keyring::new(
+                            latchkey::crypto::KeyWrapper::Kms(latchkey::crypto::KmsWrapper::new(kms, key_id)),
+                        )))
+                    }
+                    None => None,
+                };
                 Ok(Admin {
                     store: Store::new(client, table),
                     embedded: None,
+                    keyring,
                 })
             }
             None => {
@@ -275,6 +431,7 @@ impl Admin {
                 .map_err(|e| anyhow::anyhow!("opening the embedded store: {e}"))?;
                 Ok(Admin {
                     store: server.state.store.clone(),
+                    keyring: server.state.keyring.clone(),
                     embedded: Some(server),
                 })
             }
@@ -292,6 +449,23 @@ impl Admin {
         if let Some(server) = self.embedded {
             server.shutdown().await;
         }
+    }
+
+    /// Run `f` against the store and keyring, then close it whatever the outcome.
+    async fn run_sealed<T>(
+        args: StoreArgs,
+        f: impl AsyncFnOnce(&Store, &latchkey::crypto::Keyring, i64) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let admin = Admin::open(args).await?;
+        let now = admin.now();
+        let out = match admin.keyring.clone() {
+            Some(k) => f(&admin.store, &k, now).await,
+            None => Err(anyhow::anyhow!(
+                "this command stores a secret: pass --kms-key-id (the stack's KMS key) with --table"
+            )),
+        };
+        admin.close().await;
+        out
     }
 
     /// Run `f` against the store, then close it whatever the outcome.

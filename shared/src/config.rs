@@ -44,6 +44,9 @@ pub struct Config {
     /// Whether outbound fetches may reach loopback targets (`LATCHKEY_ALLOW_LOOPBACK_OUTBOUND`).
     /// Only the embedded default turns it on.
     pub allow_loopback_outbound: bool,
+    /// How long the proxy waits for a provider's API (`LATCHKEY_UPSTREAM_TIMEOUT_SECONDS`, 1–28,
+    /// default 25: under API Gateway's 30-second integration limit).
+    pub upstream_timeout_seconds: i64,
 }
 
 /// A configuration value that could not be used.
@@ -130,6 +133,15 @@ impl Config {
             login_client_id: get("LATCHKEY_LOGIN_CLIENT_ID"),
             login_client_secret: get("LATCHKEY_LOGIN_CLIENT_SECRET"),
             local_login: false,
+            upstream_timeout_seconds: match num("LATCHKEY_UPSTREAM_TIMEOUT_SECONDS", 25, 28)? {
+                0 => {
+                    return Err(ConfigError {
+                        name: "LATCHKEY_UPSTREAM_TIMEOUT_SECONDS",
+                        reason: "expected 1 to 28 seconds".into(),
+                    })
+                }
+                n => n,
+            },
         })
     }
 

@@ -130,11 +130,16 @@ impl VaultError {
         }
     }
 
+    /// The JSON error, marked `X-Latchkey-Error: 1` so a client can tell latchkey's own errors from
+    /// an upstream response passed through the proxy.
     pub fn response(&self) -> Response<Body> {
-        response::json(
+        let mut res = response::json(
             self.status,
             &json!({"error": {"code": self.code, "message": self.message}}),
-        )
+        );
+        res.headers_mut()
+            .insert("x-latchkey-error", http::HeaderValue::from_static("1"));
+        res
     }
 }
 

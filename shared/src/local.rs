@@ -124,6 +124,7 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let metrics = Metrics::default();
     let client = local_dynamodb_client(&dynamodb_endpoint, &metrics);
     table::create_table(&client, &config.table).await?;
+    let config_allow_loopback = config.allow_loopback_outbound;
     let state = Arc::new(AppState {
         store: Store::new(client, config.table.clone()),
         keyring: Some(Arc::new(Keyring::new(KeyWrapper::Local(wrapper)))),
@@ -131,6 +132,7 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
         metrics,
         clock: Clock::default(),
         http: crate::state::outbound_client()?,
+        upstream: crate::net::guarded_client(config_allow_loopback)?,
         login_metadata: tokio::sync::OnceCell::new(),
     });
 

@@ -99,6 +99,67 @@ fn check_v6(ip: Ipv6Addr, allow_loopback: bool) -> Result<(), Refused> {
     Ok(())
 }
 
+/// A DNS resolver for outbound clients: resolves with the system resolver, then refuses the name if
+/// any address fails `check_ip`, so the connection can only go to checked addresses (no rebinding
+/// between check and connect: the connector uses exactly what this returns).
+#[derive(Clone, Copy, Debug)]
+pub struct GuardedResolver {
+    pub allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err("the host does not resolve".into());
+            }
+            for a in &addrs {
+                check_ip(a.ip(), allow_loopback)
+                    .map_err(|r| Box::new(r) as Box<dyn std::error::Error + Send + Sync>)?;
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The outbound client for user- or operator-supplied URLs (providers, MCP servers): every host
+/// name goes through `GuardedResolver`, no proxies from the environment (they would bypass the
+/// guard), no redirects, a 5 s connect timeout. Callers set a per-request timeout and call
+/// `check_url_host` first, because IP-literal hosts skip the resolver.
+pub fn guarded_client(allow_loopback: bool) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(GuardedResolver { allow_loopback }))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The guard for URLs whose host is an IP literal (the resolver never sees those).
+pub fn check_url_host(url: &url::Url, allow_loopback: bool) -> Result<(), Refused> {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => check_ip(IpAddr::V4(ip), allow_loopback),
+        Some(url::Host::Ipv6(ip)) => check_ip(IpAddr::V6(ip), allow_loopback),
+        Some(url::Host::Domain(_)) => Ok(()),
+        None => Err(Refused::Reserved),
+    }
+}
+
+/// Did this outbound error come from the address guard? Returns its reason.
+pub fn refused_by_guard(err: &(dyn std::error::Error + 'static)) -> Option<Refused> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<Refused>() {
+            return Some(*r);
+        }
+        cur = e.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +221,33 @@ mod tests {
         // Loopback allowance never opens private ranges.
         assert!(check_ip("10.0.0.1".parse().unwrap(), true).is_err());
         assert!(check_ip("169.254.169.254".parse().unwrap(), true).is_err());
+    }
+
+    #[test]
+    fn ip_literal_urls_are_checked_without_resolving() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            check_url_host(&u("https://169.254.169.254/latest"), false),
+            Err(Refused::LinkLocal)
+        );
+        assert_eq!(check_url_host(&u("https://[::1]/"), false), Err(Refused::Loopback));
+        assert_eq!(check_url_host(&u("https://[fd00::1]/"), true), Err(Refused::Private));
+        assert_eq!(check_url_host(&u("http://127.0.0.1:9/"), true), Ok(()));
+        assert_eq!(check_url_host(&u("https://api.example.invalid/"), false), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_that_resolve_to_loopback() {
+        use reqwest::dns::Resolve;
+        // `localhost` resolves locally (no network traffic); production policy refuses it.
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = GuardedResolver { allow_loopback: false }
+            .resolve(name)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused_by_guard(err.as_ref()), Some(Refused::Loopback));
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        assert!(GuardedResolver { allow_loopback: true }.resolve(name).await.is_ok());
     }
 }

@@ -25,10 +25,20 @@ pub enum Route {
     Callback,
     /// `functions/consent`: the consent page and decision.
     Consent,
+    /// `functions/session-create`: the vault's just-in-time auth sessions.
+    SessionCreate,
+    /// `functions/session-status`: an auth session's status.
+    SessionStatus,
+    /// `functions/identity-callback`: where providers send users back to the vault.
+    IdentityCallback,
+    /// `functions/connections`: a user's provider connections (list, delete).
+    Connections,
+    /// `functions/proxy`: provider API calls with the user's token attached.
+    Proxy,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 13] = [
         Route::Discovery,
         Route::Register,
         Route::Token,
@@ -37,6 +47,11 @@ impl Route {
         Route::Authorize,
         Route::Callback,
         Route::Consent,
+        Route::SessionCreate,
+        Route::SessionStatus,
+        Route::IdentityCallback,
+        Route::Connections,
+        Route::Proxy,
     ];
 
     /// The function (package) name under `functions/`.
@@ -50,6 +65,11 @@ impl Route {
             Route::Authorize => "authorize",
             Route::Callback => "callback",
             Route::Consent => "consent",
+            Route::SessionCreate => "session-create",
+            Route::SessionStatus => "session-status",
+            Route::IdentityCallback => "identity-callback",
+            Route::Connections => "connections",
+            Route::Proxy => "proxy",
         }
     }
 
@@ -67,6 +87,14 @@ impl Route {
             Route::Authorize => &[("GET", "/oauth/2.1/authorize"), ("POST", "/oauth/2.1/authorize")],
             Route::Callback => &[("GET", "/oauth/2.1/callback"), ("POST", "/oauth/2.1/callback")],
             Route::Consent => &[("GET", "/oauth/2.1/consent"), ("POST", "/oauth/2.1/consent")],
+            Route::SessionCreate => &[("POST", "/v1/identity/sessions")],
+            Route::SessionStatus => &[("GET", "/v1/identity/sessions/{session_id}")],
+            Route::IdentityCallback => &[("GET", "/v1/identity/callback")],
+            Route::Connections => &[
+                ("GET", "/v1/identity/users/{user_id}/connections"),
+                ("DELETE", "/v1/identity/users/{user_id}/connections/{provider}"),
+            ],
+            Route::Proxy => &[("ANY", "/v1/proxy/{provider}/{path+}")],
         }
     }
 
@@ -74,8 +102,40 @@ impl Route {
     pub fn for_path(path: &str) -> Option<Route> {
         Route::ALL
             .into_iter()
-            .find(|r| r.paths().iter().any(|(_, p)| *p == path))
+            .find(|r| r.paths().iter().any(|(_, p)| path_params(p, path).is_some()))
     }
+}
+
+/// Match a raw request path against a route pattern (`{name}` is one non-empty segment, a final
+/// `{name+}` the non-empty rest); the raw (still percent-encoded) parameter values in order.
+pub fn path_params<'a>(pattern: &str, path: &'a str) -> Option<Vec<&'a str>> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    let segments: Vec<&str> = pattern.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        if i > 0 {
+            rest = rest.strip_prefix('/')?;
+        }
+        if seg.starts_with('{') && seg.ends_with("+}") {
+            if rest.is_empty() || i != segments.len() - 1 {
+                return None;
+            }
+            out.push(rest);
+            return Some(out);
+        }
+        let end = rest.find('/').unwrap_or(rest.len());
+        let (here, tail) = rest.split_at(end);
+        if seg.starts_with('{') && seg.ends_with('}') {
+            if here.is_empty() {
+                return None;
+            }
+            out.push(here);
+        } else if here != *seg {
+            return None;
+        }
+        rest = tail;
+    }
+    rest.is_empty().then_some(out)
 }
 
 /// Run one endpoint's handler.
@@ -89,6 +149,11 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::Authorize => handlers::authorize::handle(state, req).await,
         Route::Callback => handlers::callback::handle(state, req).await,
         Route::Consent => handlers::consent::handle(state, req).await,
+        Route::SessionCreate => handlers::sessions::create(state, req).await,
+        Route::SessionStatus => handlers::sessions::status(state, req).await,
+        Route::IdentityCallback => handlers::identity_callback::handle(state, req).await,
+        Route::Connections => handlers::connections::handle(state, req).await,
+        Route::Proxy => handlers::proxy::handle(state, req).await,
     }
 }
 
@@ -97,5 +162,44 @@ pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
     match Route::for_path(req.uri().path()) {
         Some(route) => call(route, state, req).await,
         None => response::not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_segments_and_rest() {
+        let p = "/v1/identity/sessions/{session_id}";
+        assert_eq!(path_params(p, "/v1/identity/sessions/vs_1"), Some(vec!["vs_1"]));
+        assert_eq!(path_params(p, "/v1/identity/sessions/"), None);
+        assert_eq!(path_params(p, "/v1/identity/sessions/a/b"), None);
+        assert_eq!(path_params(p, "/v1/identity/sessions"), None);
+        let q = "/v1/proxy/{provider}/{path+}";
+        assert_eq!(
+            path_params(q, "/v1/proxy/google/gmail/v1/users/me"),
+            Some(vec!["google", "gmail/v1/users/me"])
+        );
+        assert_eq!(
+            path_params(q, "/v1/proxy/google//evil.invalid"),
+            Some(vec!["google", "/evil.invalid"])
+        );
+        assert_eq!(path_params(q, "/v1/proxy/google/"), None);
+        assert_eq!(path_params(q, "/v1/proxy/google"), None);
+        assert_eq!(
+            path_params(
+                "/v1/identity/users/{user_id}/connections/{provider}",
+                "/v1/identity/users/u%2F1/connections/github"
+            ),
+            Some(vec!["u%2F1", "github"])
+        );
+        assert_eq!(Route::for_path("/oauth/2.1/token"), Some(Route::Token));
+        assert_eq!(
+            Route::for_path("/v1/identity/users/u/connections"),
+            Some(Route::Connections)
+        );
+        assert_eq!(Route::for_path("/v1/identity/users/u/connections/x/y"), None);
+        assert_eq!(Route::for_path("/v1/nope"), None);
     }
 }

@@ -23,6 +23,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Outbound HTTP (the upstream sign-in provider): 10 s timeout, no redirects.
     pub http: reqwest::Client,
+    /// Outbound HTTP to providers and MCP servers: every address checked by the guard
+    /// (`net::guarded_client`), loopback only when `allow_loopback_outbound`.
+    pub upstream: reqwest::Client,
     /// The login provider's discovery document, fetched once per container.
     pub login_metadata: tokio::sync::OnceCell<crate::oauth::login::ProviderMetadata>,
 }
@@ -43,6 +46,7 @@ impl AppState {
     /// The Lambda cold start: configuration from the environment, AWS clients from the default chain.
     pub async fn from_env() -> Result<Self, BoxError> {
         let config = Config::from_env()?;
+        let allow_loopback = config.allow_loopback_outbound;
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
         let metrics = Metrics::default();
         let mut ddb =
@@ -70,6 +74,7 @@ impl AppState {
             metrics,
             clock: Clock::default(),
             http: outbound_client()?,
+            upstream: crate::net::guarded_client(allow_loopback)?,
             login_metadata: tokio::sync::OnceCell::new(),
         })
     }

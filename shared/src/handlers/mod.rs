@@ -2,9 +2,13 @@
 
 pub mod authorize;
 pub mod callback;
+pub mod connections;
 pub mod consent;
 pub mod discovery;
+pub mod identity_callback;
 pub mod introspect;
+pub mod proxy;
 pub mod register;
 pub mod revoke;
+pub mod sessions;
 pub mod token;

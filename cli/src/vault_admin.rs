@@ -1,0 +1,273 @@
+//! Admin verbs of the token vault: projects, API keys and provider configurations.
+
+use anyhow::Context;
+use latchkey::store::vault::ProviderConfig;
+use latchkey::store::StoreError;
+use latchkey::vault::providers;
+use serde_json::{json, Map, Value};
+
+use crate::{Admin, ApiKeyCommand, ProjectCommand, ProviderCommand, ProviderSetArgs};
+
+pub async fn project_command(command: ProjectCommand) -> anyhow::Result<()> {
+    match command {
+        ProjectCommand::Create { name, json, store } => {
+            if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+                anyhow::bail!("a project name is 1 to 200 printable characters");
+            }
+            Admin::run(store, async |store, now| {
+                let (project_id, key_id, key) =
+                    store.create_project(&name, now).await.context("creating the project")?;
+                if json {
+                    println!(
+                        "{}",
+                        json!({"project_id": project_id, "name": name, "api_key_id": key_id, "api_key": key})
+                    );
+                } else {
+                    println!("project created");
+                    println!("  name:       {name}");
+                    println!("  project_id: {project_id}");
+                    println!("  api_key_id: {key_id}");
+                    println!("  api_key:    {key}");
+                    println!("The API key is shown only this once; latchkey keeps only its SHA-256.");
+                    println!(
+                        "Next: latchkey provider set --project {project_id} google --client-id … --client-secret …"
+                    );
+                }
+                Ok(())
+            })
+            .await
+        }
+        ProjectCommand::List { store } => {
+            Admin::run(store, async |store, now| {
+                for (id, name, created_at) in store.list_projects(now).await? {
+                    println!("{}", json!({"project_id": id, "name": name, "created_at": created_at}));
+                }
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+async fn require_project(store: &latchkey::store::Store, project: &str, now: i64) -> anyhow::Result<()> {
+    if !store.project_exists(project, now).await? {
+        anyhow::bail!("no project {project} (see `latchkey project list`)");
+    }
+    Ok(())
+}
+
+pub async fn api_key_command(command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { project, json, store } => {
+            Admin::run(store, async |store, now| {
+                let (key_id, key) = match store.create_api_key(&project, now).await {
+                    Ok(k) => k,
+                    Err(StoreError::ConditionFailed) => anyhow::bail!("no project {project}"),
+                    Err(e) => return Err(e).context("creating the API key"),
+                };
+                if json {
+                    println!(
+                        "{}",
+                        json!({"project_id": project, "api_key_id": key_id, "api_key": key})
+                    );
+                } else {
+                    println!("api_key_id: {key_id}");
+                    println!("api_key:    {key}");
+                    println!("The API key is shown only this once; latchkey keeps only its SHA-256.");
+                }
+                Ok(())
+            })
+            .await
+        }
+        ApiKeyCommand::List { project, store } => {
+            Admin::run(store, async |store, now| {
+                require_project(store, &project, now).await?;
+                for item in store.project_items(&project, now).await? {
+                    if let Some(id) = item.s("sk").and_then(|sk| sk.strip_prefix("APIKEY#")) {
+                        println!(
+                            "{}",
+                            json!({"api_key_id": id, "created_at": item.n("created_at").unwrap_or(0)})
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .await
+        }
+        ApiKeyCommand::Revoke { key_id, project, store } => {
+            Admin::run(store, async |store, now| {
+                if !store.revoke_api_key(&project, &key_id, now).await? {
+                    anyhow::bail!("project {project} has no API key {key_id}");
+                }
+                println!("revoked API key {key_id}");
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// The spec fields a `provider set` command overrides.
+fn overrides(a: &ProviderSetArgs) -> anyhow::Result<Map<String, Value>> {
+    let mut o = Map::new();
+    let mut put = |k: &str, v: Option<&String>| {
+        if let Some(v) = v {
+            o.insert(k.into(), Value::String(v.clone()));
+        }
+    };
+    put("display_name", a.display_name.as_ref());
+    put("authorize_url", a.authorize_url.as_ref());
+    put("token_url", a.token_url.as_ref());
+    put("api_base_url", a.api_base_url.as_ref());
+    put("token_auth_method", a.token_auth_method.as_ref());
+    if let Some(sep) = &a.scope_separator {
+        let v = match sep.as_str() {
+            "space" | " " => " ",
+            "comma" | "," => ",",
+            _ => anyhow::bail!("--scope-separator is space or comma"),
+        };
+        o.insert("scope_separator".into(), v.into());
+    }
+    if !a.scopes.is_empty() {
+        o.insert("default_scopes".into(), json!(a.scopes));
+    }
+    if let Some(p) = a.pkce {
+        o.insert("pkce".into(), Value::Bool(p));
+    }
+    if let Some(r) = &a.revoke_url {
+        o.insert("revoke".into(), json!({"style": "rfc7009", "url": r}));
+    }
+    if !a.authorize_params.is_empty() {
+        let mut m = Map::new();
+        for p in &a.authorize_params {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--authorize-param takes NAME=VALUE"))?;
+            m.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        o.insert("authorize_params".into(), Value::Object(m));
+    }
+    Ok(o)
+}
+
+pub async fn provider_command(command: ProviderCommand) -> anyhow::Result<()> {
+    match command {
+        ProviderCommand::Set(args) => {
+            let a = *args;
+            if !providers::is_valid_name(&a.provider) {
+                anyhow::bail!("a provider name is 1 to 40 of a-z, 0-9 and -, starting with a letter");
+            }
+            if a.client_id.is_empty() || a.client_secret.is_empty() {
+                anyhow::bail!("--client-id and --client-secret must not be empty");
+            }
+            let base = providers::catalogue()
+                .contains_key(&a.provider)
+                .then(|| a.provider.clone());
+            let mut o = overrides(&a)?;
+            if base.is_none() {
+                // A custom provider: fill the fields the catalogue would have given.
+                o.entry("display_name")
+                    .or_insert_with(|| Value::String(a.provider.clone()));
+                o.entry("default_scopes").or_insert_with(|| json!([]));
+                o.entry("scope_separator").or_insert_with(|| json!(" "));
+                o.entry("token_auth_method")
+                    .or_insert_with(|| json!("client_secret_post"));
+                o.entry("pkce").or_insert(Value::Bool(true));
+            }
+            // Structure check; whether loopback http is allowed is the server's policy at run time.
+            let spec = providers::resolve(base.as_deref(), &o, true).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}{}",
+                    if base.is_none() {
+                        " (a custom provider needs --authorize-url, --token-url and --api-base-url)"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+            let (json_out, project, provider) = (a.json, a.project.clone(), a.provider.clone());
+            Admin::run_sealed(a.store, async |store, keyring, now| {
+                require_project(store, &project, now).await?;
+                let sealed = keyring
+                    .encrypt(
+                        &latchkey::vault::provider_context(&project, &provider),
+                        a.client_secret.as_bytes(),
+                    )
+                    .await
+                    .context("encrypting the client secret")?;
+                store
+                    .put_provider(&ProviderConfig {
+                        project_id: project.clone(),
+                        provider: provider.clone(),
+                        base: base.clone(),
+                        overrides: o,
+                        client_id: a.client_id.clone(),
+                        sealed_secret: sealed,
+                        updated_at: now,
+                    })
+                    .await?;
+                if json_out {
+                    println!("{}", json!({"project_id": project, "provider": provider, "spec": spec}));
+                } else {
+                    println!("provider {provider} configured for {project}");
+                    println!("  authorize:   {}", spec.authorize_url);
+                    println!("  api base:    {}", spec.api_base_url);
+                    println!("  scopes:      {}", spec.default_scopes.join(" "));
+                    println!(
+                        "Register this redirect URI at {}: <public URL>/v1/identity/callback",
+                        spec.display_name
+                    );
+                }
+                Ok(())
+            })
+            .await
+        }
+        ProviderCommand::List { project, store } => {
+            Admin::run(store, async |store, now| {
+                require_project(store, &project, now).await?;
+                for item in store.project_items(&project, now).await? {
+                    if item.s("sk").is_some_and(|sk| sk.starts_with("PROVIDER#")) {
+                        let c = ProviderConfig::from_item(&item)?;
+                        println!(
+                            "{}",
+                            json!({
+                                "provider": c.provider, "catalogue": c.base, "client_id": c.client_id,
+                                "overrides": c.overrides, "updated_at": c.updated_at,
+                            })
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .await
+        }
+        ProviderCommand::Delete {
+            provider,
+            project,
+            store,
+        } => {
+            Admin::run(store, async |store, now| {
+                if store.get_provider(&project, &provider, now).await?.is_none() {
+                    anyhow::bail!("project {project} has no provider {provider}");
+                }
+                store
+                    .delete(&latchkey::store::vault::provider_key(&project, &provider))
+                    .await?;
+                println!("deleted provider {provider} from {project}");
+                Ok(())
+            })
+            .await
+        }
+        ProviderCommand::Catalogue { provider } => {
+            let cat = providers::catalogue();
+            let out = match provider {
+                Some(p) => cat.get(&p).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("{p} is not in the catalogue ({})", providers::names().join(", "))
+                })?,
+                None => Value::Object(cat.clone()),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `GET /v1/identity/users/{user_id}/connections`: a user's connections (never a token).
+//! `DELETE /v1/identity/users/{user_id}/connections/{provider}`: revoke at the provider where it
+//! documents how, then delete.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::clock::iso8601;
+use crate::error::VaultError;
+use crate::http::response;
+use crate::router::path_params;
+use crate::state::AppState;
+use crate::store::vault::{self as vstore, Connection};
+use crate::vault::{self, upstream, PresentedKey};
+
+const LIST: &str = "/v1/identity/users/{user_id}/connections";
+const ONE: &str = "/v1/identity/users/{user_id}/connections/{provider}";
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let res = if let Some(p) = path_params(LIST, &path) {
+        if req.method() == Method::GET {
+            list(state, &req, p[0]).await
+        } else {
+            Err(not_allowed("GET"))
+        }
+    } else if let Some(p) = path_params(ONE, &path) {
+        if req.method() == Method::DELETE {
+            delete(state, &req, p[0], p[1]).await
+        } else {
+            Err(not_allowed("DELETE"))
+        }
+    } else {
+        return response::not_found();
+    };
+    res.unwrap_or_else(|e| e.response())
+}
+
+fn not_allowed(allow: &str) -> VaultError {
+    VaultError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {allow}"),
+    )
+}
+
+pub fn connection_json(c: &Connection) -> serde_json::Value {
+    let mut v = json!({
+        "provider": c.provider,
+        "scopes": c.scopes,
+        "status": c.status,
+        "connected_at": iso8601(c.created_at),
+        "updated_at": iso8601(c.updated_at),
+    });
+    if let Some(a) = &c.account_id {
+        v["account_id"] = json!(a);
+    }
+    if let Some(e) = &c.email {
+        v["email"] = json!(e);
+    }
+    if let Some(x) = c.expires_at {
+        v["expires_at"] = json!(iso8601(x));
+    }
+    v
+}
+
+async fn list(state: &AppState, req: &Request, raw_user: &str) -> Result<Response<Body>, VaultError> {
+    let key = PresentedKey::from_request(req)?;
+    let user_id = vault::path_segment(raw_user)?;
+    vault::check_user_id(&user_id)?;
+    let now = state.clock.now();
+    let item = state
+        .store
+        .get(&key.store_key(), now)
+        .await
+        .map_err(|e| vault::store_error("reading the API key", e))?;
+    key.verify(item.as_ref())?;
+    let mut conns = state
+        .store
+        .list_connections(&key.project_id, &user_id, now)
+        .await
+        .map_err(|e| vault::store_error("listing connections", e))?;
+    conns.sort_by(|a, b| a.provider.cmp(&b.provider));
+    Ok(response::json(
+        StatusCode::OK,
+        &json!({
+            "user_id": user_id,
+            "connections": conns.iter().map(connection_json).collect::<Vec<_>>(),
+        }),
+    ))
+}
+
+async fn delete(
+    state: &AppState,
+    req: &Request,
+    raw_user: &str,
+    raw_provider: &str,
+) -> Result<Response<Body>, VaultError> {
+    let key = PresentedKey::from_request(req)?;
+    let user_id = vault::path_segment(raw_user)?;
+    vault::check_user_id(&user_id)?;
+    let provider_name = vault::path_segment(raw_provider)?;
+    vault::check_provider_name(&provider_name)?;
+    let now = state.clock.now();
+    let items = state
+        .store
+        .get_many(
+            &[
+                key.store_key(),
+                vstore::connection_key(&key.project_id, &user_id, &provider_name),
+                vstore::provider_key(&key.project_id, &provider_name),
+            ],
+            now,
+        )
+        .await
+        .map_err(|e| vault::store_error("reading the connection", e))?;
+    key.verify(items[0].as_ref())?;
+    let Some(conn) = items[1]
+        .as_ref()
+        .map(Connection::from_item)
+        .transpose()
+        .map_err(|e| vault::store_error("reading a connection", e))?
+    else {
+        return Err(not_connected(&provider_name));
+    };
+    // Revoke upstream first (best effort: a provider outage must not keep a user connected here).
+    let mut revoked = false;
+    if let Ok(provider) = vault::resolve_provider(state, &key.project_id, &provider_name, items[2].as_ref()) {
+        let ctx = vault::connection_context(&conn.project_id, &conn.user_id, &conn.provider);
+        if let (Ok(tokens), Ok(creds)) = (
+            vault::open_tokens(state, &ctx, &conn.sealed_tokens).await,
+            vault::credentials(state, &provider).await,
+        ) {
+            match upstream::revoke(
+                &state.upstream,
+                &provider.spec,
+                &creds,
+                &tokens.access_token,
+                tokens.refresh_token.as_deref(),
+                state.config.allow_loopback_outbound,
+            )
+            .await
+            {
+                Ok(r) => revoked = r,
+                Err(e) => tracing::warn!(provider = %provider_name, error = %e, "vault: upstream revocation failed"),
+            }
+        }
+    }
+    let deleted = state
+        .store
+        .delete_connection(&key.project_id, &user_id, &provider_name)
+        .await
+        .map_err(|e| vault::store_error("deleting a connection", e))?;
+    if !deleted {
+        return Err(not_connected(&provider_name));
+    }
+    tracing::info!(project = %key.project_id, provider = %provider_name, revoked, "vault: connection deleted");
+    Ok(response::json(
+        StatusCode::OK,
+        &json!({"deleted": true, "provider": provider_name, "revoked_upstream": revoked}),
+    ))
+}
+
+pub fn not_connected(provider: &str) -> VaultError {
+    VaultError::new(
+        StatusCode::NOT_FOUND,
+        "not_connected",
+        format!("the user has no {provider} connection; create an auth session first"),
+    )
+}

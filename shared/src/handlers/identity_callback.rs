@@ -1,0 +1,228 @@
+//! `GET /v1/identity/callback`: where a provider sends the user back. The `state` is consumed
+//! (single use) before anything else; the code is exchanged with the stored PKCE verifier; the
+//! tokens are sealed into the user's connection and the session is marked complete in one
+//! transaction. A provider error marks the session `error`. The user sees a small page either way.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+use crate::error::VaultError;
+use crate::http::{html, request};
+use crate::state::AppState;
+use crate::store::vault::{Connection, VaultState};
+use crate::vault::{self, upstream, Tokens};
+
+fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
+    html::page(
+        status,
+        title,
+        &format!(
+            "<h1>{}</h1><p>{}</p><p class=\"muted\">You can close this window.</p>",
+            html::escape(title),
+            html::escape(message)
+        ),
+    )
+}
+
+fn refused(message: &str) -> Response<Body> {
+    page(StatusCode::BAD_REQUEST, "This link can't be used", message)
+}
+
+fn failed() -> Response<Body> {
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The connection could not be completed. Go back to the app and try again.",
+    )
+}
+
+/// Text from the provider (error codes, descriptions), clipped and without control characters.
+fn clean(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    if req.method() != Method::GET {
+        return page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "Use GET.");
+    }
+    let params = match request::query(&req) {
+        Ok(p) => p,
+        Err(m) => return refused(&m),
+    };
+    let Some(state_value) = params.get("state").filter(|s| !s.is_empty() && s.len() <= 256) else {
+        return refused("The link has no valid state parameter.");
+    };
+    let now = state.clock.now();
+    // Single use whatever happens next: a replay, or a second tab, finds nothing.
+    let st = match state.store.take_state(state_value, now).await {
+        Ok(Some(st)) => st,
+        Ok(None) => return refused("This sign-in link is unknown, expired or already used. Start again from the app."),
+        Err(e) => {
+            tracing::error!(error = %e, "vault callback: consuming the state failed");
+            return failed();
+        }
+    };
+    if let Some(err) = params.get("error") {
+        let code = clean(err, 64);
+        let description = params
+            .get("error_description")
+            .map(|d| clean(d, 300))
+            .unwrap_or_else(|| "the provider did not complete the sign-in".into());
+        if let Err(e) = state.store.fail_session(&st.session_id, &code, &description).await {
+            tracing::error!(error = %e, "vault callback: recording a provider error failed");
+            return failed();
+        }
+        tracing::info!(provider = %st.provider, %code, "vault callback: the provider returned an error");
+        return page(
+            StatusCode::OK,
+            "Not connected",
+            &format!("The sign-in with {} was not completed ({code}).", st.provider),
+        );
+    }
+    let Some(code) = params.get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        let _ = state
+            .store
+            .fail_session(
+                &st.session_id,
+                "invalid_request",
+                "the provider sent no authorization code",
+            )
+            .await;
+        return refused("The provider sent no authorization code.");
+    };
+    match complete(state, &st, state_value, code, now).await {
+        Ok(display) => page(
+            StatusCode::OK,
+            &format!("Connected to {display}"),
+            &format!("Your {display} account is connected."),
+        ),
+        Err((code, message)) => {
+            if let Err(e) = state.store.fail_session(&st.session_id, code, &message).await {
+                tracing::error!(error = %e, "vault callback: recording a failure failed");
+            }
+            page(StatusCode::BAD_GATEWAY, "Not connected", &message)
+        }
+    }
+}
+
+/// Exchange the code and store the connection; the provider's display name on success, else the
+/// session error to record.
+async fn complete(
+    state: &AppState,
+    st: &VaultState,
+    state_value: &str,
+    code: &str,
+    now: i64,
+) -> Result<String, (&'static str, String)> {
+    let internal = |what: &str| {
+        (
+            "internal_error",
+            format!("latchkey could not complete the connection ({what})"),
+        )
+    };
+    let item = state
+        .store
+        .get(&crate::store::vault::provider_key(&st.project_id, &st.provider), now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "vault callback: reading the provider failed");
+            internal("store")
+        })?;
+    let provider = vault::resolve_provider(state, &st.project_id, &st.provider, item.as_ref())
+        .map_err(|e: VaultError| ("provider_not_configured", e.message))?;
+    let creds = vault::credentials(state, &provider)
+        .await
+        .map_err(|_| internal("credentials"))?;
+    let verifier = match &st.sealed_verifier {
+        Some(sealed) => {
+            let keyring = vault::keyring(state).map_err(|_| internal("keyring"))?;
+            let v = keyring
+                .decrypt(&vault::state_context(state_value), sealed)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "vault callback: opening the verifier failed");
+                    internal("verifier")
+                })?;
+            Some(String::from_utf8(v).map_err(|_| internal("verifier"))?)
+        }
+        None => None,
+    };
+    let allow = state.config.allow_loopback_outbound;
+    let tokens = upstream::exchange_code(
+        &state.upstream,
+        &provider.spec,
+        &creds,
+        code,
+        &st.redirect_uri,
+        verifier.as_deref(),
+        allow,
+    )
+    .await
+    .map_err(|e| {
+        tracing::info!(provider = %st.provider, error = %e, "vault callback: code exchange failed");
+        match e {
+            upstream::UpstreamError::Rejected { code, .. } => (
+                "token_exchange_failed",
+                format!("the provider refused the authorization code ({code})"),
+            ),
+            upstream::UpstreamError::Timeout => ("upstream_timeout", "the provider did not answer in time".into()),
+            _ => ("upstream_error", "the provider could not be reached".into()),
+        }
+    })?;
+    let (account_id, email) = upstream::account(&state.upstream, &provider.spec, &tokens, allow).await;
+    let api_base_url = provider
+        .spec
+        .api_base_url_from_token
+        .as_deref()
+        .and_then(|f| tokens.raw.get(f))
+        .and_then(|v| v.as_str())
+        .and_then(|u| crate::vault::providers::check_url("instance_url", u, allow).ok())
+        .map(|u| {
+            let s = u.to_string();
+            if s.ends_with('/') {
+                s
+            } else {
+                format!("{s}/")
+            }
+        });
+    let ctx = vault::connection_context(&st.project_id, &st.user_id, &st.provider);
+    let sealed = vault::seal_tokens(
+        state,
+        &ctx,
+        &Tokens {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+        },
+    )
+    .await
+    .map_err(|_| internal("sealing"))?;
+    let conn = Connection {
+        project_id: st.project_id.clone(),
+        user_id: st.user_id.clone(),
+        provider: st.provider.clone(),
+        scopes: vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
+        account_id,
+        email,
+        status: "active".into(),
+        sealed_tokens: sealed,
+        expires_at: tokens.expires_in.map(|s| now + s),
+        api_base_url,
+        version: 0,
+        refresh_lock: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let done = state
+        .store
+        .complete_session(&st.session_id, &conn, now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "vault callback: storing the connection failed");
+            internal("store")
+        })?;
+    if !done {
+        return Err(("expired", "the session expired before the sign-in finished".into()));
+    }
+    tracing::info!(project = %st.project_id, provider = %st.provider, "vault callback: connected");
+    Ok(provider.spec.display_name.clone())
+}

@@ -1,0 +1,311 @@
+//! `ANY /v1/proxy/{provider}/{path+}` with `X-API-Key` and `X-User-Id`: the request goes to the
+//! provider's API base + path with the user's token attached; the provider's status, body and
+//! content type come back. The caller never chooses the host (`vault::path`). An expired token, or
+//! one 401 from the provider, triggers a single-flight refresh and one retry.
+//!
+//! Budget with a valid token: 1 DynamoDB round trip (API key, connection and provider in one
+//! batch read) and no KMS call once the connection's data key is cached.
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use url::Url;
+
+use crate::error::VaultError;
+use crate::handlers::connections::not_connected;
+use crate::router::path_params;
+use crate::state::AppState;
+use crate::store::vault::{self as vstore, Connection};
+use crate::vault::refresh::{self, needs_refresh, reauthorization_required, upstream_failure};
+use crate::vault::upstream::{precheck, UpstreamError};
+use crate::vault::{self, path, PresentedKey};
+
+const PATTERN: &str = "/v1/proxy/{provider}/{path+}";
+/// Largest request body forwarded, and largest upstream body returned: what a Lambda response
+/// can carry once base64-encoded (6 MB payload limit).
+pub const MAX_PROXY_BODY: usize = 4 * 1024 * 1024;
+
+/// Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), cookies, our own auth and
+/// routing headers, and what the HTTP client sets itself.
+const DROPPED_REQUEST_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "accept-encoding",
+    "cookie",
+    "authorization",
+    "x-api-key",
+    "x-user-id",
+    "forwarded",
+    "via",
+    "x-real-ip",
+    "origin",
+    "referer",
+    "user-agent",
+];
+
+/// Response headers passed back (an allow-list: never `set-cookie` or hop-by-hop headers).
+const RETURNED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-language",
+    "content-disposition",
+    "etag",
+    "last-modified",
+    "link",
+    "location",
+    "retry-after",
+    "cache-control",
+    "www-authenticate",
+];
+
+fn bad(message: impl Into<String>) -> VaultError {
+    VaultError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    proxy(state, &req).await.unwrap_or_else(|e| e.response())
+}
+
+fn forwarded_headers(req: &Request) -> Result<HeaderMap, VaultError> {
+    let mut out = HeaderMap::new();
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        if DROPPED_REQUEST_HEADERS.contains(&n)
+            || n.starts_with("x-forwarded-")
+            || n.starts_with("x-amz")
+            || n.starts_with("x-latchkey-")
+            || n.starts_with("proxy-")
+            || n.starts_with("sec-")
+        {
+            continue;
+        }
+        // Header injection: no control characters (CR, LF, NUL, …) in anything we pass on.
+        if value.as_bytes().iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(bad(format!("header {n} contains control characters")));
+        }
+        out.append(name.clone(), value.clone());
+    }
+    Ok(out)
+}
+
+fn user_id(req: &Request) -> Result<String, VaultError> {
+    let mut values = req.headers().get_all("x-user-id").iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return Err(bad("send the user's id in one X-User-Id header"));
+    };
+    let id = v
+        .to_str()
+        .map_err(|_| bad("X-User-Id must be visible ASCII"))?
+        .to_string();
+    vault::check_user_id(&id)?;
+    Ok(id)
+}
+
+fn body_bytes(req: &Request) -> Result<Vec<u8>, VaultError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_PROXY_BODY {
+        return Err(VaultError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {MAX_PROXY_BODY} bytes"),
+        ));
+    }
+    Ok(bytes.to_vec())
+}
+
+async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
+    let raw_path = req.uri().path();
+    let params = path_params(PATTERN, raw_path).ok_or_else(|| bad("use /v1/proxy/{provider}/{path}"))?;
+    let (provider_name, rest) = (params[0], params[1]);
+    if matches!(*req.method(), Method::CONNECT | Method::TRACE) {
+        return Err(VaultError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "CONNECT and TRACE are not proxied",
+        ));
+    }
+    let key = PresentedKey::from_request(req)?;
+    vault::check_provider_name(provider_name)?;
+    let user_id = user_id(req)?;
+    let api_host = match req.headers().get("x-latchkey-api-host") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| bad("X-Latchkey-Api-Host must be a host name"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let raw_query = req.uri().query();
+    // Refuse hostile paths before any store read (the real base is only known after it).
+    let probe = Url::parse("https://proxy.invalid/").map_err(|_| vault::internal())?;
+    path::upstream_url(&probe, &[], None, rest, raw_query).map_err(|e| bad(e.0))?;
+    let headers = forwarded_headers(req)?;
+    let body = body_bytes(req)?;
+
+    let now = state.clock.now();
+    let items = state
+        .store
+        .get_many(
+            &[
+                key.store_key(),
+                vstore::connection_key(&key.project_id, &user_id, provider_name),
+                vstore::provider_key(&key.project_id, provider_name),
+            ],
+            now,
+        )
+        .await
+        .map_err(|e| vault::store_error("reading the connection", e))?;
+    key.verify(items[0].as_ref())?;
+    let provider = vault::resolve_provider(state, &key.project_id, provider_name, items[2].as_ref())?;
+    let Some(mut conn) = items[1]
+        .as_ref()
+        .map(Connection::from_item)
+        .transpose()
+        .map_err(|e| vault::store_error("reading a connection", e))?
+    else {
+        return Err(not_connected(provider_name));
+    };
+    if conn.status != "active" {
+        return Err(reauthorization_required(provider_name));
+    }
+    let base_raw = conn
+        .api_base_url
+        .clone()
+        .unwrap_or_else(|| provider.spec.api_base_url.clone());
+    let base = Url::parse(&base_raw).map_err(|_| vault::internal())?;
+    let target = path::upstream_url(&base, &provider.spec.api_hosts, api_host.as_deref(), rest, raw_query)
+        .map_err(|e| bad(e.0))?;
+    precheck(&target, state.config.allow_loopback_outbound).map_err(|e| upstream_failure(&e))?;
+
+    let ctx = vault::connection_context(&conn.project_id, &conn.user_id, &conn.provider);
+    let mut tokens = vault::open_tokens(state, &ctx, &conn.sealed_tokens).await?;
+    let mut refreshed = false;
+    if needs_refresh(&conn, now) {
+        (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens).await?;
+        refreshed = true;
+    }
+    let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
+    loop {
+        let mut out = state
+            .upstream
+            .request(req.method().clone(), target.clone())
+            .timeout(timeout)
+            .headers(headers.clone());
+        for (k, v) in &provider.spec.api_headers {
+            if !headers.contains_key(k.as_str()) {
+                out = out.header(k.as_str(), v.as_str());
+            }
+        }
+        out = out.bearer_auth(&tokens.access_token);
+        if !body.is_empty() {
+            out = out.body(body.clone());
+        }
+        let res = out
+            .send()
+            .await
+            .map_err(|e| upstream_failure(&UpstreamError::from_reqwest(e)))?;
+        if res.status() == StatusCode::UNAUTHORIZED && !refreshed {
+            // The provider no longer accepts the token (revoked or expired early): refresh once.
+            tracing::info!(provider = %provider_name, "vault proxy: provider answered 401; refreshing");
+            (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens).await?;
+            refreshed = true;
+            continue;
+        }
+        return relay(res).await;
+    }
+}
+
+fn is_textual(content_type: &str) -> bool {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct == "application/json"
+        || ct.ends_with("+json")
+        || ct == "application/xml"
+        || ct.ends_with("+xml")
+        || ct == "application/javascript"
+        || ct == "application/x-www-form-urlencoded"
+}
+
+async fn relay(mut res: reqwest::Response) -> Result<Response<Body>, VaultError> {
+    let status = res.status();
+    let mut headers = HeaderMap::new();
+    for name in RETURNED_RESPONSE_HEADERS {
+        for v in res.headers().get_all(*name) {
+            headers.append(*name, v.clone());
+        }
+    }
+    for (name, v) in res.headers() {
+        if name.as_str().starts_with("x-ratelimit-") {
+            headers.append(name.clone(), v.clone());
+        }
+    }
+    if res.content_length().is_some_and(|n| n as usize > MAX_PROXY_BODY) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match res.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_PROXY_BODY {
+                    return Err(too_large());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(upstream_failure(&UpstreamError::from_reqwest(e))),
+        }
+    }
+    let textual = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_textual);
+    let body = if body.is_empty() {
+        Body::Empty
+    } else if textual {
+        match String::from_utf8(body) {
+            Ok(s) => Body::Text(s),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    } else {
+        Body::Binary(body)
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out.headers_mut()
+        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    Ok(out)
+}
+
+fn too_large() -> VaultError {
+    VaultError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_response_too_large",
+        format!("the provider's response is larger than {MAX_PROXY_BODY} bytes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn textual_content_types() {
+        for t in [
+            "application/json",
+            "text/html; charset=utf-8",
+            "application/problem+json",
+            "application/atom+xml",
+        ] {
+            assert!(super::is_textual(t), "{t}");
+        }
+        for t in ["image/png", "application/octet-stream", "application/pdf"] {
+            assert!(!super::is_textual(t), "{t}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The token vault: an app (authenticated by a project API key) connects its users to upstream
+//! providers through just-in-time auth sessions; latchkey holds each user's provider tokens sealed by
+//! the keyring and attaches them to proxied API calls, refreshing them once however many callers
+//! race on an expired token.
+
+pub mod path;
+pub mod providers;
+pub mod refresh;
+pub mod upstream;
+
+use http::StatusCode;
+use lambda_http::Request;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{envelope::context, secret, EncryptionContext, Keyring};
+use crate::error::VaultError;
+use crate::state::AppState;
+use crate::store::keys::Key;
+use crate::store::vault::{self as vstore, ApiKeyRecord, ProviderConfig};
+use crate::store::{Item, StoreError};
+use providers::ProviderSpec;
+use upstream::ClientCredentials;
+
+/// Longest user id (bytes).
+pub const MAX_USER_ID: usize = 256;
+
+/// A store failure as a vault error (the cause goes to the log).
+pub fn store_error(what: &str, e: StoreError) -> VaultError {
+    tracing::error!(error = %e, "vault: {what}");
+    match e {
+        StoreError::Busy => VaultError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the store is busy; retry shortly",
+        ),
+        _ => internal(),
+    }
+}
+
+pub fn internal() -> VaultError {
+    VaultError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the server could not complete the request",
+    )
+}
+
+/// The API key a request presents: its claimed project and its hash (checked against the store by
+/// the caller's batch read). 401 when missing or malformed.
+pub struct PresentedKey {
+    pub project_id: String,
+    pub hash: String,
+}
+
+impl PresentedKey {
+    pub fn from_request(req: &Request) -> Result<Self, VaultError> {
+        let mut values = req.headers().get_all("x-api-key").iter();
+        let (Some(v), None) = (values.next(), values.next()) else {
+            return Err(VaultError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "send your project's API key in one X-API-Key header",
+            ));
+        };
+        let key = v.to_str().unwrap_or("").trim();
+        let Some(project) = vstore::project_of_key(key) else {
+            return Err(invalid_key());
+        };
+        Ok(PresentedKey {
+            project_id: project.to_string(),
+            hash: secret::hash(key),
+        })
+    }
+
+    pub fn store_key(&self) -> Key {
+        vstore::api_key_key(&self.hash)
+    }
+
+    /// Check the stored key item read in the same batch: it must exist and name the same project.
+    pub fn verify(&self, item: Option<&Item>) -> Result<ApiKeyRecord, VaultError> {
+        let rec = item
+            .map(ApiKeyRecord::from_item)
+            .transpose()
+            .map_err(|e| store_error("reading an API key", e))?
+            .ok_or_else(invalid_key)?;
+        if rec.project_id != self.project_id {
+            return Err(invalid_key());
+        }
+        Ok(rec)
+    }
+}
+
+fn invalid_key() -> VaultError {
+    VaultError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+        "the API key is not valid (unknown, malformed or revoked)",
+    )
+}
+
+/// A user id: 1–256 bytes, no control characters.
+pub fn check_user_id(user_id: &str) -> Result<(), VaultError> {
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID {
+        return Err(VaultError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("user_id must be 1 to {MAX_USER_ID} bytes"),
+        ));
+    }
+    if user_id.chars().any(char::is_control) {
+        return Err(VaultError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "user_id must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A provider name from a request: valid syntax, else 404 (no such provider).
+pub fn check_provider_name(name: &str) -> Result<(), VaultError> {
+    if providers::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(unknown_provider(name))
+    }
+}
+
+pub fn unknown_provider(name: &str) -> VaultError {
+    let shown: String = name.chars().filter(|c| !c.is_control()).take(40).collect();
+    VaultError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_provider",
+        format!(
+            "{shown:?} is not a provider of this project; the catalogue has {}",
+            providers::names().join(", ")
+        ),
+    )
+}
+
+/// The command an operator runs to configure `provider` for `project_id`.
+pub fn not_configured(project_id: &str, provider: &str) -> VaultError {
+    VaultError::new(
+        StatusCode::CONFLICT,
+        "provider_not_configured",
+        format!(
+            "{provider} is not configured for this project; run `latchkey provider set --project {project_id} {provider} --client-id <id> --client-secret <secret>`"
+        ),
+    )
+}
+
+/// A project's provider: its configuration read in a batch, resolved against the catalogue.
+pub struct ResolvedProvider {
+    pub config: ProviderConfig,
+    pub spec: ProviderSpec,
+}
+
+/// Resolve a provider item read in the caller's batch. Unknown names are 404, catalogue names
+/// without configuration 409 naming the CLI command.
+pub fn resolve_provider(
+    state: &AppState,
+    project_id: &str,
+    provider: &str,
+    item: Option<&Item>,
+) -> Result<ResolvedProvider, VaultError> {
+    let Some(item) = item else {
+        return Err(if providers::catalogue().contains_key(provider) {
+            not_configured(project_id, provider)
+        } else {
+            unknown_provider(provider)
+        });
+    };
+    let config = ProviderConfig::from_item(item).map_err(|e| store_error("reading a provider", e))?;
+    let spec = providers::resolve(
+        config.base.as_deref(),
+        &config.overrides,
+        state.config.allow_loopback_outbound,
+    )
+    .map_err(|why| {
+        tracing::error!(provider, reason = %why, "vault: stored provider configuration is unusable");
+        VaultError::new(
+            StatusCode::CONFLICT,
+            "provider_misconfigured",
+            format!("{provider} is configured for this project but its configuration is not usable here; run `latchkey provider set` again"),
+        )
+    })?;
+    Ok(ResolvedProvider { config, spec })
+}
+
+pub fn keyring(state: &AppState) -> Result<&Keyring, VaultError> {
+    state.keyring.as_deref().ok_or_else(|| {
+        tracing::error!("vault: no keyring configured (LATCHKEY_KMS_KEY_ID)");
+        internal()
+    })
+}
+
+pub fn provider_context(project_id: &str, provider: &str) -> EncryptionContext {
+    context([
+        ("kind", "provider_secret"),
+        ("project", project_id),
+        ("provider", provider),
+    ])
+}
+
+pub fn connection_context(project_id: &str, user_id: &str, provider: &str) -> EncryptionContext {
+    context([
+        ("kind", "connection"),
+        ("project", project_id),
+        ("user", user_id),
+        ("provider", provider),
+    ])
+}
+
+pub fn state_context(state_value: &str) -> EncryptionContext {
+    context([("kind", "vault_state"), ("state", &secret::hash(state_value))])
+}
+
+/// The client credentials of a resolved provider (decrypts the secret; cached data key after the
+/// first call).
+pub async fn credentials(state: &AppState, p: &ResolvedProvider) -> Result<ClientCredentials, VaultError> {
+    let secret = keyring(state)?
+        .decrypt(
+            &provider_context(&p.config.project_id, &p.config.provider),
+            &p.config.sealed_secret,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "vault: opening a provider secret failed");
+            internal()
+        })?;
+    Ok(ClientCredentials {
+        client_id: p.config.client_id.clone(),
+        client_secret: String::from_utf8(secret).map_err(|_| internal())?,
+    })
+}
+
+/// A connection's tokens, sealed together. `Debug` hides them.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub async fn seal_tokens(state: &AppState, ctx: &EncryptionContext, tokens: &Tokens) -> Result<Vec<u8>, VaultError> {
+    let plain = serde_json::to_vec(tokens).map_err(|_| internal())?;
+    keyring(state)?.encrypt(ctx, &plain).await.map_err(|e| {
+        tracing::error!(error = %e, "vault: sealing tokens failed");
+        internal()
+    })
+}
+
+pub async fn open_tokens(state: &AppState, ctx: &EncryptionContext, sealed: &[u8]) -> Result<Tokens, VaultError> {
+    let plain = keyring(state)?.decrypt(ctx, sealed).await.map_err(|e| {
+        tracing::error!(error = %e, "vault: opening connection tokens failed");
+        internal()
+    })?;
+    serde_json::from_slice(&plain).map_err(|_| internal())
+}
+
+/// Scopes granted: what the provider reported (split on space or comma), else what we asked for.
+pub fn granted_scopes(reported: Option<&str>, requested: &[String]) -> Vec<String> {
+    match reported {
+        Some(s) if !s.trim().is_empty() => s
+            .split([' ', ','])
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => requested.to_vec(),
+    }
+}
+
+/// Percent-decode one path segment (a user id or provider in the URL).
+pub fn path_segment(raw: &str) -> Result<String, VaultError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| {
+            VaultError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "path segments must be UTF-8",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids() {
+        assert!(check_user_id("alice@example.com").is_ok());
+        assert!(check_user_id("ユーザー 1 / #x").is_ok());
+        assert!(check_user_id("").is_err());
+        assert!(check_user_id(&"x".repeat(257)).is_err());
+        assert!(check_user_id(&"x".repeat(256)).is_ok());
+        assert!(check_user_id("a\nb").is_err());
+        assert!(check_user_id("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn scopes_reported_or_requested() {
+        let req = vec!["a".to_string()];
+        assert_eq!(granted_scopes(Some("x y"), &req), vec!["x", "y"]);
+        assert_eq!(granted_scopes(Some("repo,user"), &req), vec!["repo", "user"]);
+        assert_eq!(granted_scopes(None, &req), vec!["a"]);
+        assert_eq!(granted_scopes(Some(""), &req), vec!["a"]);
+    }
+
+    #[test]
+    fn tokens_debug_hides_values() {
+        let t = Tokens {
+            access_token: "ya29.secret".into(),
+            refresh_token: Some("1//secret".into()),
+        };
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+}
