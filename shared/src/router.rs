@@ -159,7 +159,7 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
 
 /// Route a request by its path (the local server); 404 when no endpoint serves it.
 pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
-    match Route::for_path(req.uri().path()) {
+    match Route::for_path(crate::http::request::raw_path(&req)) {
         Some(route) => call(route, state, req).await,
         None => response::not_found(),
     }

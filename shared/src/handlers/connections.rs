@@ -18,7 +18,7 @@ const LIST: &str = "/v1/identity/users/{user_id}/connections";
 const ONE: &str = "/v1/identity/users/{user_id}/connections/{provider}";
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
-    let path = req.uri().path().to_string();
+    let path = crate::http::request::raw_path(&req).to_string();
     let res = if let Some(p) = path_params(LIST, &path) {
         if req.method() == Method::GET {
             list(state, &req, p[0]).await

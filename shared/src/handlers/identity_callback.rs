@@ -166,6 +166,10 @@ async fn complete(
                 format!("the provider refused the authorization code ({code})"),
             ),
             upstream::UpstreamError::Timeout => ("upstream_timeout", "the provider did not answer in time".into()),
+            upstream::UpstreamError::Refused(r) => (
+                "upstream_refused",
+                format!("the provider's address is not allowed: {r}"),
+            ),
             _ => ("upstream_error", "the provider could not be reached".into()),
         }
     })?;

@@ -121,7 +121,7 @@ fn body_bytes(req: &Request) -> Result<Vec<u8>, VaultError> {
 }
 
 async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
-    let raw_path = req.uri().path();
+    let raw_path = crate::http::request::raw_path(req);
     let params = path_params(PATTERN, raw_path).ok_or_else(|| bad("use /v1/proxy/{provider}/{path}"))?;
     let (provider_name, rest) = (params[0], params[1]);
     if matches!(*req.method(), Method::CONNECT | Method::TRACE) {

@@ -223,7 +223,7 @@ fn not_found() -> VaultError {
 
 async fn session_status(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
     let key = PresentedKey::from_request(req)?;
-    let path = req.uri().path();
+    let path = crate::http::request::raw_path(req);
     let session_id = path_params("/v1/identity/sessions/{session_id}", path)
         .and_then(|p| p.first().copied())
         .ok_or_else(not_found)?;

@@ -84,6 +84,17 @@ pub fn public_base(config: &crate::config::Config, req: &Request) -> String {
     config.base_url(domain)
 }
 
+/// The request path exactly as the client sent it. In Lambda, `lambda_http` rebuilds `uri()` through
+/// a URL parser that resolves `.`/`..` and `%2e` segments, so the raw path from the event is used;
+/// locally (no event) the URI's path is already raw.
+pub fn raw_path(req: &Request) -> &str {
+    use lambda_http::RequestExt;
+    match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    }
+}
+
 /// Form or query parameters, each name at most once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Params(BTreeMap<String, String>);

@@ -546,6 +546,7 @@ impl Store {
     pub async fn complete_session(&self, session_id: &str, conn: &Connection, now: i64) -> Result<bool, StoreError> {
         let key = connection_key(&conn.project_id, &conn.user_id, &conn.provider);
         let mut set = vec![
+            "#type = :conn_type",
             "provider = :provider",
             "scopes = :scopes",
             "#status = :active",
@@ -555,6 +556,7 @@ impl Store {
             "version = if_not_exists(version, :zero) + :one",
         ];
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
+            (":conn_type".to_string(), s("connection")),
             (":provider".to_string(), s(&conn.provider)),
             (
                 ":scopes".to_string(),
@@ -600,6 +602,7 @@ impl Store {
             .set_key(Some(key.to_map()))
             .update_expression(expr)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#type", "type")
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(build_err)?;

@@ -2,6 +2,8 @@
 //! helpers to call it over real HTTP and to inspect what it stored.
 #![allow(dead_code)]
 
+pub mod fake_provider;
+
 use std::path::PathBuf;
 
 use latchkey::local::{self, Embedded, Options};
@@ -217,5 +219,116 @@ impl TestApp {
             access_token: body["access_token"].as_str().unwrap().to_string(),
             refresh_token: body["refresh_token"].as_str().unwrap().to_string(),
         }
+    }
+}
+
+/// A vault project with its API key.
+pub struct Project {
+    pub project_id: String,
+    pub api_key: String,
+}
+
+impl TestApp {
+    /// Create a project (as `latchkey project create` does).
+    pub async fn project(&self, name: &str) -> Project {
+        let now = self.server.state.clock.now();
+        let (project_id, _key_id, api_key) = self.server.state.store.create_project(name, now).await.unwrap();
+        Project { project_id, api_key }
+    }
+
+    /// Configure `provider` for a project from the catalogue entry `base` with `overrides` (as
+    /// `latchkey provider set` does), the fake provider's client credentials.
+    pub async fn set_provider(
+        &self,
+        project: &Project,
+        provider: &str,
+        base: Option<&str>,
+        overrides: serde_json::Map<String, Value>,
+    ) {
+        let state = &self.server.state;
+        let keyring = state.keyring.as_ref().unwrap();
+        let sealed = keyring
+            .encrypt(
+                &latchkey::vault::provider_context(&project.project_id, provider),
+                fake_provider::CLIENT_SECRET.as_bytes(),
+            )
+            .await
+            .unwrap();
+        state
+            .store
+            .put_provider(&latchkey::store::vault::ProviderConfig {
+                project_id: project.project_id.clone(),
+                provider: provider.to_string(),
+                base: base.map(str::to_string),
+                overrides,
+                client_id: fake_provider::CLIENT_ID.into(),
+                sealed_secret: sealed,
+                updated_at: state.clock.now(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A vault API call with an API key: (status, JSON body or text).
+    pub async fn vault(&self, method: &str, path: &str, api_key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), self.url(path));
+        if let Some(k) = api_key {
+            req = req.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Create a session and open its `auth_url` in a "browser" that follows redirects (the fake
+    /// provider approves at once). Returns (session_id, final page status, page text).
+    pub async fn connect(&self, project: &Project, user_id: &str, provider: &str) -> (String, u16, String) {
+        let (status, body) = self
+            .vault(
+                "POST",
+                "/v1/identity/sessions",
+                Some(&project.api_key),
+                Some(serde_json::json!({"user_id": user_id, "provider": provider})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let session_id = body["session_id"].as_str().unwrap().to_string();
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap();
+        let page = browser.get(body["auth_url"].as_str().unwrap()).send().await.unwrap();
+        let code = page.status().as_u16();
+        (session_id, code, page.text().await.unwrap())
+    }
+
+    /// A proxied call: (status, headers, body text).
+    pub async fn proxy(
+        &self,
+        method: &str,
+        provider_path: &str,
+        api_key: &str,
+        user_id: &str,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let res = self
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                self.url(&format!("/v1/proxy/{provider_path}")),
+            )
+            .header("x-api-key", api_key)
+            .header("x-user-id", user_id)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        (status, headers, res.text().await.unwrap())
     }
 }
