@@ -79,6 +79,27 @@ pub fn local_dynamodb_client(endpoint: &str, metrics: &Metrics) -> aws_sdk_dynam
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
 
+/// A KMS client with call counting: static dummy credentials for a local endpoint, else the default
+/// AWS chain.
+async fn kms_client(endpoint: Option<&str>, metrics: &Metrics) -> aws_sdk_kms::Client {
+    let conf = match endpoint {
+        Some(ep) => aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "latchkey-local"))
+            .endpoint_url(ep)
+            .interceptor(metrics.kms.interceptor("count-kms"))
+            .build(),
+        None => {
+            let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+            aws_sdk_kms::config::Builder::from(&sdk)
+                .interceptor(metrics.kms.interceptor("count-kms"))
+                .build()
+        }
+    };
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
 /// Start the emulator and the HTTP server.
 pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let (db, wrapper) = match &opts.data_dir {
@@ -125,9 +146,18 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let client = local_dynamodb_client(&dynamodb_endpoint, &metrics);
     table::create_table(&client, &config.table).await?;
     let config_allow_loopback = config.allow_loopback_outbound;
+    // With LATCHKEY_KMS_KEY_ID the embedded server seals with KMS (a local KMS-compatible server at
+    // LATCHKEY_KMS_ENDPOINT, or AWS); otherwise with the local master key.
+    let key_wrapper = match &config.kms_key_id {
+        Some(key_id) => KeyWrapper::Kms(crate::crypto::KmsWrapper::new(
+            kms_client(config.kms_endpoint.as_deref(), &metrics).await,
+            key_id.clone(),
+        )),
+        None => KeyWrapper::Local(wrapper),
+    };
     let state = Arc::new(AppState {
         store: Store::new(client, config.table.clone()),
-        keyring: Some(Arc::new(Keyring::new(KeyWrapper::Local(wrapper)))),
+        keyring: Some(Arc::new(Keyring::new(key_wrapper))),
         config,
         metrics,
         clock: Clock::default(),

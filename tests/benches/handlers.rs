@@ -1,5 +1,6 @@
-//! `cargo bench -p latchkey-tests`: in-process handler timings (discovery, registration) against the
-//! embedded store, and the same endpoints over loopback HTTP. Prints requests/s, p50 and p99.
+//! `cargo bench -p latchkey-tests`: in-process handler timings (discovery, registration, token,
+//! introspection) against the embedded store, the same endpoints over loopback HTTP, and the vault
+//! proxy's overhead over a direct call to a (fake) provider API. Prints requests/s, p50 and p99.
 //! Timings live here, never in a test.
 
 use std::time::{Duration, Instant};
@@ -8,6 +9,9 @@ use lambda_http::Body;
 use latchkey::local::{start, Options};
 use latchkey::router::{self, Route};
 use latchkey::store::grants;
+
+#[path = "../tests/common/fake_provider.rs"]
+mod fake_provider;
 
 fn report(name: &str, mut samples: Vec<Duration>, wall: Duration) {
     samples.sort();
@@ -186,5 +190,86 @@ async fn main() {
         }
         report(name, samples, wall.elapsed());
     }
+
+    proxy_overhead(&server, &http).await;
     server.shutdown().await;
+}
+
+/// The vault proxy's overhead: the same provider API call made directly with the user's token and
+/// through `/v1/proxy`, both over loopback HTTP against the fake provider.
+async fn proxy_overhead(server: &latchkey::local::Embedded, http: &reqwest::Client) {
+    let state = &server.state;
+    let base = server.base_url();
+    let fake = fake_provider::FakeProvider::start().await;
+    let now = state.clock.now();
+    let (project_id, _, api_key) = state.store.create_project("bench", now).await.unwrap();
+    let sealed = state
+        .keyring
+        .as_ref()
+        .unwrap()
+        .encrypt(
+            &latchkey::vault::provider_context(&project_id, "google"),
+            fake_provider::CLIENT_SECRET.as_bytes(),
+        )
+        .await
+        .unwrap();
+    state
+        .store
+        .put_provider(&latchkey::store::vault::ProviderConfig {
+            project_id: project_id.clone(),
+            provider: "google".into(),
+            base: Some("google".into()),
+            overrides: fake.overrides(),
+            client_id: fake_provider::CLIENT_ID.into(),
+            sealed_secret: sealed,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let session: serde_json::Value = http
+        .post(format!("{base}/v1/identity/sessions"))
+        .header("x-api-key", &api_key)
+        .json(&serde_json::json!({"user_id": "bench-user", "provider": "google"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page = reqwest::get(session["auth_url"].as_str().unwrap()).await.unwrap();
+    assert!(page.status().is_success());
+    let token = fake.state.lock().unwrap().access.keys().next().unwrap().clone();
+
+    let n = 2_000;
+    let mut medians = Vec::new();
+    for name in ["http provider API, direct", "http provider API via /v1/proxy"] {
+        let mut samples = Vec::with_capacity(n);
+        let wall = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            let res = if name.ends_with("direct") {
+                http.get(fake.url("/api/me")).bearer_auth(&token).send().await.unwrap()
+            } else {
+                http.get(format!("{base}/v1/proxy/google/me"))
+                    .header("x-api-key", &api_key)
+                    .header("x-user-id", "bench-user")
+                    .send()
+                    .await
+                    .unwrap()
+            };
+            let ok = res.status().is_success();
+            let _ = res.bytes().await;
+            samples.push(t.elapsed());
+            assert!(ok);
+        }
+        let mut sorted = samples.clone();
+        sorted.sort();
+        medians.push(sorted[n / 2]);
+        report(name, samples, wall.elapsed());
+    }
+    println!(
+        "{:<34} p50 {:>8.1} µs added per call",
+        "proxy overhead",
+        (medians[1].as_secs_f64() - medians[0].as_secs_f64()) * 1e6
+    );
 }

@@ -2,6 +2,8 @@
 //! `LATCHKEY_TEST_KMS_ENDPOINT`). Round trip, tampering, wrong context, wrong key, and the data-key
 //! cache that keeps KMS off the hot path.
 
+mod common;
+
 use aws_credential_types::Credentials;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
 use latchkey::crypto::envelope::context;
@@ -124,4 +126,55 @@ async fn kms_wrong_context_tampering_and_wrong_key_fail() {
         local.decrypt(&ctx("alice"), &rec).await,
         Err(CryptoError::WrongKeyring)
     ));
+}
+
+/// The vault with a KMS keyring end to end: the warm proxy makes no KMS call, and swapped
+/// ciphertexts are refused by KMS itself (the encryption context names the user).
+#[tokio::test]
+async fn vault_proxy_with_kms_keeps_kms_off_the_hot_path_and_binds_records_to_users() {
+    use common::fake_provider::FakeProvider;
+    let Some(ep) = endpoint() else { return };
+    let metrics = Metrics::default();
+    let key = new_key(&client(&ep, &metrics)).await;
+    let app = common::TestApp::start_configured(
+        None,
+        &[
+            ("LATCHKEY_KMS_KEY_ID", key.as_str()),
+            ("LATCHKEY_KMS_ENDPOINT", ep.as_str()),
+        ],
+    )
+    .await;
+    let fake = FakeProvider::start().await;
+    let project = app.project("kms").await;
+    app.set_provider(&project, "google", Some("google"), fake.overrides())
+        .await;
+    for (user, fake_user) in [("alice", "fake-user-1"), ("bob", "fake-user-2")] {
+        fake.state.lock().unwrap().next_user = fake_user.into();
+        let (_, status, page) = app.connect(&project, user, "google").await;
+        assert_eq!(status, 200, "{page}");
+    }
+    assert!(app.calls().1 >= 3, "sealed through KMS (GenerateDataKey)");
+    let (status, _, _) = app.proxy("GET", "google/me", &project.api_key, "alice").await;
+    assert_eq!(status, 200);
+    let before = app.calls();
+    let (status, _, body) = app.proxy("GET", "google/me", &project.api_key, "alice").await;
+    assert_eq!(status, 200, "{body}");
+    let after = app.calls();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 0),
+        "warm proxy: 1 round trip, 0 KMS"
+    );
+
+    // Swap the users' sealed tokens and open them in a cold process: KMS refuses both.
+    let store = &app.server.state.store;
+    let ka = latchkey::store::vault::connection_key(&project.project_id, "alice", "google");
+    let kb = latchkey::store::vault::connection_key(&project.project_id, "bob", "google");
+    let a = store.get(&ka, 0).await.unwrap().unwrap();
+    let b = store.get(&kb, 0).await.unwrap().unwrap();
+    let cold = Keyring::new(KeyWrapper::Kms(KmsWrapper::new(client(&ep, &metrics), key.clone())));
+    let ctx_of = |u: &str| latchkey::vault::connection_context(&project.project_id, u, "google");
+    assert!(cold.decrypt(&ctx_of("alice"), b.b("tokens").unwrap()).await.is_err());
+    assert!(cold.decrypt(&ctx_of("bob"), a.b("tokens").unwrap()).await.is_err());
+    assert!(cold.decrypt(&ctx_of("alice"), a.b("tokens").unwrap()).await.is_ok());
 }
