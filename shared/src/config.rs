@@ -39,6 +39,13 @@ pub struct Config {
     pub login_client_id: Option<String>,
     /// latchkey's client secret at the login issuer (`LATCHKEY_LOGIN_CLIENT_SECRET`).
     pub login_client_secret: Option<String>,
+    /// Scopes asked of the login issuer (`LATCHKEY_LOGIN_SCOPES`, default `openid email profile`).
+    pub login_scopes: String,
+    /// Keep the sign-in's provider tokens as the user's vault connection in this project
+    /// (`LATCHKEY_LOGIN_VAULT_PROJECT`, a `prj_…` id).
+    pub login_vault_project: Option<String>,
+    /// The provider name of that connection (`LATCHKEY_LOGIN_VAULT_PROVIDER`, default `google`).
+    pub login_vault_provider: String,
     /// The local development sign-in page: only the embedded default without a login issuer.
     pub local_login: bool,
     /// Whether outbound fetches may reach loopback targets (`LATCHKEY_ALLOW_LOOPBACK_OUTBOUND`).
@@ -133,6 +140,41 @@ impl Config {
             login_client_id: get("LATCHKEY_LOGIN_CLIENT_ID"),
             login_client_secret: get("LATCHKEY_LOGIN_CLIENT_SECRET"),
             local_login: false,
+            login_scopes: match get("LATCHKEY_LOGIN_SCOPES") {
+                None => "openid email profile".into(),
+                Some(v) => parse_scopes(&v)
+                    .map_err(|_| ConfigError {
+                        name: "LATCHKEY_LOGIN_SCOPES",
+                        reason: "expected scope tokens separated by spaces or commas".into(),
+                    })?
+                    .join(" "),
+            },
+            login_vault_project: match get("LATCHKEY_LOGIN_VAULT_PROJECT") {
+                None => None,
+                Some(p)
+                    if p.starts_with("prj_")
+                        && p.len() <= 64
+                        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                {
+                    Some(p)
+                }
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "LATCHKEY_LOGIN_VAULT_PROJECT",
+                        reason: "expected a project id (prj_…)".into(),
+                    })
+                }
+            },
+            login_vault_provider: match get("LATCHKEY_LOGIN_VAULT_PROVIDER") {
+                None => "google".into(),
+                Some(p) if crate::vault::providers::is_valid_name(&p) => p,
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "LATCHKEY_LOGIN_VAULT_PROVIDER",
+                        reason: "expected a provider name (lowercase letters, digits, -)".into(),
+                    })
+                }
+            },
             upstream_timeout_seconds: match num("LATCHKEY_UPSTREAM_TIMEOUT_SECONDS", 25, 28)? {
                 0 => {
                     return Err(ConfigError {

@@ -91,8 +91,11 @@ async fn token(State(p): State<Provider>, headers: HeaderMap, Form(f): Form<Hash
         URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    Json(json!({"access_token": "upstream-at", "token_type": "Bearer", "expires_in": 3600, "id_token": jwt}))
-        .into_response()
+    Json(
+        json!({"access_token": "upstream-at", "refresh_token": "upstream-rt", "token_type": "Bearer",
+        "expires_in": 3600, "scope": "openid email profile", "id_token": jwt}),
+    )
+    .into_response()
 }
 
 async fn start_provider() -> Provider {
@@ -120,16 +123,18 @@ struct Flow {
 }
 
 async fn setup() -> Flow {
+    setup_with(&[]).await
+}
+
+async fn setup_with(extra: &[(&str, &str)]) -> Flow {
     let provider = start_provider().await;
-    let app = TestApp::start_configured(
-        None,
-        &[
-            ("LATCHKEY_LOGIN_ISSUER", &provider.issuer),
-            ("LATCHKEY_LOGIN_CLIENT_ID", "latchkey-test"),
-            ("LATCHKEY_LOGIN_CLIENT_SECRET", "upstream-secret"),
-        ],
-    )
-    .await;
+    let mut config = vec![
+        ("LATCHKEY_LOGIN_ISSUER", provider.issuer.as_str()),
+        ("LATCHKEY_LOGIN_CLIENT_ID", "latchkey-test"),
+        ("LATCHKEY_LOGIN_CLIENT_SECRET", "upstream-secret"),
+    ];
+    config.extend_from_slice(extra);
+    let app = TestApp::start_configured(None, &config).await;
     let now = app.server.state.clock.now();
     app.server
         .state
@@ -351,4 +356,50 @@ async fn a_callback_link_opened_in_another_browser_does_not_sign_it_in() {
             .any(|i| i.get("type").and_then(|t| t.as_s().ok()).map(String::as_str) == Some("session")),
         "no session stored"
     );
+}
+
+/// With `LATCHKEY_LOGIN_VAULT_PROJECT`, the sign-in asks for a refresh token (the catalogue's Google
+/// parameters) and keeps the provider's tokens, sealed, as the user's vault connection.
+#[tokio::test]
+async fn sign_in_tokens_are_kept_sealed_as_the_users_vault_connection() {
+    let f = setup_with(&[("LATCHKEY_LOGIN_VAULT_PROJECT", "prj_login-test")]).await;
+    let res = f.http.get(f.authorize_url()).send().await.unwrap();
+    let upstream = res.headers()["location"].to_str().unwrap().to_string();
+    let q: HashMap<String, String> = url::Url::parse(&upstream).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(q["prompt"], "consent");
+    let (callback, cookie) = f.to_callback_with_cookie().await;
+    assert_eq!(f.callback(&callback, &cookie).await.status(), 303);
+    let sub = format!("{}|user-42", f.provider.issuer);
+    let state = &f.app.server.state;
+    let conn = state
+        .store
+        .get_connection("prj_login-test", &sub, "google", state.clock.now())
+        .await
+        .unwrap()
+        .expect("the sign-in is kept as a connection");
+    assert_eq!(conn.status, "active");
+    assert_eq!(conn.email.as_deref(), Some("carol@example.com"));
+    assert_eq!(conn.scopes, vec!["openid", "email", "profile"]);
+    assert!(!conn.sealed_tokens.windows(11).any(|w| w == b"upstream-at"));
+    let tokens = latchkey::vault::open_tokens(
+        state,
+        &latchkey::vault::connection_context("prj_login-test", &sub, "google"),
+        &conn.sealed_tokens,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tokens.access_token, "upstream-at");
+    assert_eq!(tokens.refresh_token.as_deref(), Some("upstream-rt"));
+}
+
+#[tokio::test]
+async fn without_a_vault_project_sign_in_keeps_no_tokens() {
+    let f = setup().await;
+    let (callback, cookie) = f.to_callback_with_cookie().await;
+    assert_eq!(f.callback(&callback, &cookie).await.status(), 303);
+    let items = f.app.all_items().await;
+    assert!(!items
+        .iter()
+        .any(|i| i.get("type").and_then(|t| t.as_s().ok()).map(String::as_str) == Some("connection")));
 }

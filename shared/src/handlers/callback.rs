@@ -106,11 +106,23 @@ pub(crate) async fn start_upstream(state: &AppState, base: &str, request_id: &st
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
         .append_pair("redirect_uri", &format!("{base}/oauth/2.1/callback"))
-        .append_pair("scope", "openid email profile")
+        .append_pair("scope", &state.config.login_scopes)
         .append_pair("state", &upstream_state)
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &pkce::challenge_for(&verifier))
         .append_pair("code_challenge_method", "S256");
+    // Keeping the sign-in tokens as a vault connection: ask for what the catalogue says the provider
+    // needs to hand out a refresh token (Google: access_type=offline, prompt=consent).
+    if state.config.login_vault_project.is_some() {
+        if let Some(spec) = crate::vault::providers::catalogue()
+            .get(&state.config.login_vault_provider)
+            .and_then(|v| serde_json::from_value::<crate::vault::providers::ProviderSpec>(v.clone()).ok())
+        {
+            for (k, v) in &spec.authorize_params {
+                url.query_pairs_mut().append_pair(k, v);
+            }
+        }
+    }
     let mut res = redirect(url.as_str());
     set_cookie(&mut res, base, "lk_login", &browser, AUTHREQ_TTL);
     res
@@ -119,6 +131,69 @@ pub(crate) async fn start_upstream(state: &AppState, base: &str, request_id: &st
 #[derive(serde::Deserialize)]
 struct UpstreamTokens {
     id_token: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
+    scope: Option<String>,
+}
+
+/// With `LATCHKEY_LOGIN_VAULT_PROJECT`, keep the sign-in's provider tokens as the user's vault
+/// connection (sealed like any other), so an MCP server can call the provider for that user through
+/// the proxy (`X-User-Id` = the user's `sub`). Best effort: sign-in does not fail on it.
+async fn keep_as_connection(state: &AppState, tokens: &UpstreamTokens, sub: &str, email: Option<&str>, now: i64) {
+    let (Some(project), Some(access)) = (
+        state.config.login_vault_project.as_deref(),
+        tokens.access_token.as_deref(),
+    ) else {
+        return;
+    };
+    let provider = state.config.login_vault_provider.as_str();
+    if crate::vault::check_user_id(sub).is_err() {
+        tracing::warn!("login: the user id cannot name a vault connection");
+        return;
+    }
+    let ctx = crate::vault::connection_context(project, sub, provider);
+    let sealed = match crate::vault::seal_tokens(
+        state,
+        &ctx,
+        &crate::vault::Tokens {
+            access_token: access.to_string(),
+            refresh_token: tokens.refresh_token.clone(),
+        },
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let conn = crate::store::vault::Connection {
+        project_id: project.to_string(),
+        user_id: sub.to_string(),
+        provider: provider.to_string(),
+        scopes: crate::vault::granted_scopes(
+            tokens.scope.as_deref(),
+            &state
+                .config
+                .login_scopes
+                .split(' ')
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        ),
+        account_id: Some(sub.rsplit('|').next().unwrap_or(sub).to_string()),
+        email: email.map(str::to_string),
+        status: "active".into(),
+        sealed_tokens: sealed,
+        expires_at: tokens.expires_in.filter(|e| *e > 0).map(|e| now + e),
+        api_base_url: None,
+        version: 0,
+        refresh_lock: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match state.store.put_connection(&conn, now).await {
+        Ok(()) => tracing::info!(provider, "login: sign-in tokens kept as the user's vault connection"),
+        Err(e) => tracing::error!(error = %e, "login: storing the vault connection failed"),
+    }
 }
 
 /// The provider sent the browser back: check state, exchange the code, validate the ID token,
@@ -223,6 +298,8 @@ async fn upstream_return(state: &AppState, req: &Request, p: &Params) -> Respons
         }
         None => return error_page(StatusCode::BAD_REQUEST, "The sign-in provider returned no ID token."),
     };
+    let email = Some(identity.username.as_str()).filter(|u| u.contains('@'));
+    keep_as_connection(state, &tokens, &identity.sub, email, now).await;
     let session = Session {
         sub: identity.sub,
         username: identity.username,

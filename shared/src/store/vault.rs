@@ -541,9 +541,9 @@ impl Store {
         }
     }
 
-    /// Store (or replace) a connection's tokens and mark its session complete, in one transaction.
-    /// `Ok(false)` if the session was no longer pending.
-    pub async fn complete_session(&self, session_id: &str, conn: &Connection, now: i64) -> Result<bool, StoreError> {
+    /// The update that stores (or replaces) a connection's tokens and identity, bumping its version
+    /// and dropping any refresh lease.
+    fn connection_upsert(&self, conn: &Connection, now: i64) -> Result<Update, StoreError> {
         let key = connection_key(&conn.project_id, &conn.user_id, &conn.provider);
         let mut set = vec![
             "#type = :conn_type",
@@ -572,19 +572,25 @@ impl Store {
             (":one".to_string(), n(1)),
         ]);
         let mut remove = vec!["refresh_lock"];
-        for (attr, placeholder, value) in [
-            ("account_id", ":account", conn.account_id.as_deref()),
-            ("email", ":email", conn.email.as_deref()),
-            ("api_base_url", ":api_base", conn.api_base_url.as_deref()),
+        for (attr, assign, placeholder, value) in [
+            (
+                "account_id",
+                "account_id = :account",
+                ":account",
+                conn.account_id.as_deref(),
+            ),
+            ("email", "email = :email", ":email", conn.email.as_deref()),
+            (
+                "api_base_url",
+                "api_base_url = :api_base",
+                ":api_base",
+                conn.api_base_url.as_deref(),
+            ),
         ] {
             match value {
                 Some(v) => {
                     values.insert(placeholder.to_string(), s(v));
-                    set.push(match attr {
-                        "account_id" => "account_id = :account",
-                        "email" => "email = :email",
-                        _ => "api_base_url = :api_base",
-                    });
+                    set.push(assign);
                 }
                 None => remove.push(attr),
             }
@@ -597,7 +603,7 @@ impl Store {
             None => remove.push("expires_at"),
         }
         let expr = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
-        let upsert = Update::builder()
+        Update::builder()
             .table_name(self.table())
             .set_key(Some(key.to_map()))
             .update_expression(expr)
@@ -605,7 +611,24 @@ impl Store {
             .expression_attribute_names("#type", "type")
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(build_err)?;
+            .map_err(build_err)
+    }
+
+    /// Store (or replace) a connection outside a session (sign-in tokens kept as a connection).
+    pub async fn put_connection(&self, conn: &Connection, now: i64) -> Result<(), StoreError> {
+        let items = vec![TransactWriteItem::builder()
+            .update(self.connection_upsert(conn, now)?)
+            .build()];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    /// Store (or replace) a connection's tokens and mark its session complete, in one transaction.
+    /// `Ok(false)` if the session was no longer pending.
+    pub async fn complete_session(&self, session_id: &str, conn: &Connection, now: i64) -> Result<bool, StoreError> {
+        let upsert = self.connection_upsert(conn, now)?;
         let session = Update::builder()
             .table_name(self.table())
             .set_key(Some(session_key(session_id).to_map()))
