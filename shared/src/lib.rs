@@ -17,6 +17,7 @@ pub mod router;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 pub mod vault;
 
 #[cfg(feature = "embedded")]

@@ -35,10 +35,22 @@ pub enum Route {
     Connections,
     /// `functions/proxy`: provider API calls with the user's token attached.
     Proxy,
+    /// `functions/tool-create`: register a remote MCP server.
+    ToolCreate,
+    /// `functions/tool`: show or delete a tool.
+    Tool,
+    /// `functions/tool-client-metadata`: the Client ID Metadata Document latchkey serves per tool.
+    ToolClientMetadata,
+    /// `functions/tool-initiate`: start a tool's OAuth flow.
+    ToolInitiate,
+    /// `functions/tool-complete`: finish it.
+    ToolComplete,
+    /// `functions/tool-mcp`: MCP requests forwarded with the tool's token.
+    ToolMcp,
 }
 
 impl Route {
-    pub const ALL: [Route; 13] = [
+    pub const ALL: [Route; 19] = [
         Route::Discovery,
         Route::Register,
         Route::Token,
@@ -52,6 +64,12 @@ impl Route {
         Route::IdentityCallback,
         Route::Connections,
         Route::Proxy,
+        Route::ToolCreate,
+        Route::Tool,
+        Route::ToolClientMetadata,
+        Route::ToolInitiate,
+        Route::ToolComplete,
+        Route::ToolMcp,
     ];
 
     /// The function (package) name under `functions/`.
@@ -70,6 +88,12 @@ impl Route {
             Route::IdentityCallback => "identity-callback",
             Route::Connections => "connections",
             Route::Proxy => "proxy",
+            Route::ToolCreate => "tool-create",
+            Route::Tool => "tool",
+            Route::ToolClientMetadata => "tool-client-metadata",
+            Route::ToolInitiate => "tool-initiate",
+            Route::ToolComplete => "tool-complete",
+            Route::ToolMcp => "tool-mcp",
         }
     }
 
@@ -95,6 +119,16 @@ impl Route {
                 ("DELETE", "/v1/identity/users/{user_id}/connections/{provider}"),
             ],
             Route::Proxy => &[("ANY", "/v1/proxy/{provider}/{path+}")],
+            Route::ToolCreate => &[("POST", "/tools")],
+            Route::Tool => &[("GET", "/tools/{tool_id}"), ("DELETE", "/tools/{tool_id}")],
+            Route::ToolClientMetadata => &[("GET", "/tools/{tool_id}/client-metadata.json")],
+            Route::ToolInitiate => &[("POST", "/tools/{tool_id}/initiate-oauth")],
+            Route::ToolComplete => &[("POST", "/tools/{tool_id}/complete-oauth")],
+            Route::ToolMcp => &[
+                ("POST", "/tools/{tool_id}/mcp"),
+                ("GET", "/tools/{tool_id}/mcp"),
+                ("DELETE", "/tools/{tool_id}/mcp"),
+            ],
         }
     }
 
@@ -154,6 +188,12 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::IdentityCallback => handlers::identity_callback::handle(state, req).await,
         Route::Connections => handlers::connections::handle(state, req).await,
         Route::Proxy => handlers::proxy::handle(state, req).await,
+        Route::ToolCreate => handlers::tools::create(state, req).await,
+        Route::Tool => handlers::tools::handle(state, req).await,
+        Route::ToolClientMetadata => handlers::tools::client_metadata(state, req).await,
+        Route::ToolInitiate => handlers::tool_oauth::initiate(state, req).await,
+        Route::ToolComplete => handlers::tool_oauth::complete(state, req).await,
+        Route::ToolMcp => handlers::tool_mcp::handle(state, req).await,
     }
 }
 

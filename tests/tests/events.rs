@@ -41,6 +41,17 @@ const EXPECTED: &[(&str, u16)] = &[
     ("proxy.json", 401),
     // A hostile path is refused before the API key is even looked up.
     ("proxy-traversal.json", 400),
+    // The tool events' project key is unknown to the fresh store.
+    ("tool-create.json", 401),
+    ("tool.json", 401),
+    ("tool-delete.json", 401),
+    // Public document; the tool does not exist.
+    ("tool-client-metadata.json", 404),
+    ("tool-initiate.json", 401),
+    ("tool-complete.json", 401),
+    // FastAPI-style validation before anything else: code is a number, state is missing.
+    ("tool-complete-missing-state.json", 422),
+    ("tool-mcp.json", 401),
 ];
 
 /// The function an event file belongs to: `<function>.json` or `<function>-<case>.json` (the
@@ -131,5 +142,34 @@ async fn vault_events_run_with_a_known_api_key() {
         } else {
             assert_eq!(body["error"]["code"], code, "{file}");
         }
+    }
+}
+
+/// With the sample project key known, the tool events reach their domain logic (the sample tool
+/// does not exist). `tool-create.json` is not run here: it would start discovery of a public host.
+#[tokio::test]
+async fn tool_events_run_with_a_known_project_key() {
+    use latchkey::store::{vault, Item};
+    let app = common::TestApp::start().await;
+    let key = "lk_ak_prj_exampleproject1.c2FtcGxlLWtleS1ub3QtcmVhbC0wMDAwMDAwMDAwMDAwMDA";
+    let item = Item::with_key(&vault::api_key_key(&latchkey::crypto::secret::hash(key)))
+        .set_s("type", "api_key")
+        .set_s("project_id", vault::project_of_key(key).unwrap())
+        .set_s("key_id", "ak_sample")
+        .set_n("created_at", 0);
+    app.server.state.store.put(item).await.unwrap();
+    for file in [
+        "tool.json",
+        "tool-delete.json",
+        "tool-initiate.json",
+        "tool-complete.json",
+        "tool-mcp.json",
+    ] {
+        let text = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        let req = lambda_http::request::from_str(&text).unwrap();
+        let res = router::call(route_of(file), &app.server.state, req).await;
+        assert_eq!(res.status().as_u16(), 404, "{file}: {:?}", res.body());
+        let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+        assert_eq!(body, serde_json::json!({"detail": "Tool not found"}), "{file}");
     }
 }

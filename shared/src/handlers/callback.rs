@@ -167,6 +167,7 @@ async fn keep_as_connection(state: &AppState, tokens: &UpstreamTokens, sub: &str
         Err(_) => return,
     };
     let conn = crate::store::vault::Connection {
+        tool_id: None,
         project_id: project.to_string(),
         user_id: sub.to_string(),
         provider: provider.to_string(),

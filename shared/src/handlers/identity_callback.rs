@@ -201,6 +201,7 @@ async fn complete(
     .await
     .map_err(|_| internal("sealing"))?;
     let conn = Connection {
+        tool_id: None,
         project_id: st.project_id.clone(),
         user_id: st.user_id.clone(),
         provider: st.provider.clone(),

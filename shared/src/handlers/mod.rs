@@ -12,3 +12,6 @@ pub mod register;
 pub mod revoke;
 pub mod sessions;
 pub mod token;
+pub mod tool_mcp;
+pub mod tool_oauth;
+pub mod tools;

@@ -218,7 +218,7 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
             refreshed = true;
             continue;
         }
-        return relay(res).await;
+        return relay(res, &[]).await;
     }
 }
 
@@ -233,10 +233,12 @@ fn is_textual(content_type: &str) -> bool {
         || ct == "application/x-www-form-urlencoded"
 }
 
-async fn relay(mut res: reqwest::Response) -> Result<Response<Body>, VaultError> {
+/// The upstream response as ours: status, the allow-listed headers (plus `extra`), the body up to
+/// `MAX_PROXY_BODY`.
+pub(crate) async fn relay(mut res: reqwest::Response, extra: &[&'static str]) -> Result<Response<Body>, VaultError> {
     let status = res.status();
     let mut headers = HeaderMap::new();
-    for name in RETURNED_RESPONSE_HEADERS {
+    for name in RETURNED_RESPONSE_HEADERS.iter().chain(extra) {
         for v in res.headers().get_all(*name) {
             headers.append(*name, v.clone());
         }

@@ -11,6 +11,7 @@ pub mod item;
 pub mod keys;
 pub mod resource_servers;
 pub mod table;
+pub mod tools;
 pub mod vault;
 
 use std::collections::HashMap;

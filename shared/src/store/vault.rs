@@ -266,9 +266,13 @@ impl VaultState {
     }
 }
 
-/// A user's connection to a provider. Tokens are sealed together (`sealed_tokens`).
+/// A user's connection to a provider — or, with `tool_id`, a project's tokens for a remote MCP
+/// server ("tool"). Tokens are sealed together (`sealed_tokens`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
+    /// Set for a tool's tokens (`TOOL#<tool_id>` / `TOKENS`); `user_id` is then empty and
+    /// `provider` is `mcp`.
+    pub tool_id: Option<String>,
     pub project_id: String,
     pub user_id: String,
     pub provider: String,
@@ -290,18 +294,56 @@ pub struct Connection {
     pub updated_at: i64,
 }
 
+/// Where a tool's tokens live: in the tool's partition.
+pub fn tool_tokens_key(tool_id: &str) -> Key {
+    Key {
+        pk: format!("TOOL#{tool_id}"),
+        sk: "TOKENS".into(),
+    }
+}
+
 impl Connection {
+    /// The item's key.
+    pub fn key(&self) -> Key {
+        match &self.tool_id {
+            Some(t) => tool_tokens_key(t),
+            None => connection_key(&self.project_id, &self.user_id, &self.provider),
+        }
+    }
+
+    /// The encryption context of its sealed tokens: the record's identity.
+    pub fn context(&self) -> crate::crypto::EncryptionContext {
+        match &self.tool_id {
+            Some(t) => crate::crypto::envelope::context([
+                ("kind", "tool_connection"),
+                ("project", &self.project_id),
+                ("tool", t),
+            ]),
+            None => crate::vault::connection_context(&self.project_id, &self.user_id, &self.provider),
+        }
+    }
+
     pub fn from_item(item: &Item) -> Result<Self, StoreError> {
         let pk = item.req_s("pk")?;
-        let rest = pk
-            .strip_prefix("CONN#")
-            .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
-        let (project_id, user_id) = rest
-            .split_once('#')
-            .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
+        let (tool_id, project_id, user_id) = if let Some(tool) = pk.strip_prefix("TOOL#") {
+            (
+                Some(tool.to_string()),
+                item.req_s("project_id")?.to_string(),
+                String::new(),
+            )
+        } else {
+            let rest = pk
+                .strip_prefix("CONN#")
+                .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
+            let (p, u) = rest
+                .split_once('#')
+                .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
+            (None, p.to_string(), u.to_string())
+        };
         Ok(Connection {
-            project_id: project_id.to_string(),
-            user_id: user_id.to_string(),
+            tool_id,
+            project_id,
+            user_id,
             provider: item.req_s("provider")?.to_string(),
             scopes: item.list("scopes"),
             account_id: item.s("account_id").map(str::to_string),
@@ -544,9 +586,10 @@ impl Store {
     /// The update that stores (or replaces) a connection's tokens and identity, bumping its version
     /// and dropping any refresh lease.
     fn connection_upsert(&self, conn: &Connection, now: i64) -> Result<Update, StoreError> {
-        let key = connection_key(&conn.project_id, &conn.user_id, &conn.provider);
+        let key = conn.key();
         let mut set = vec![
             "#type = :conn_type",
+            "project_id = :project",
             "provider = :provider",
             "scopes = :scopes",
             "#status = :active",
@@ -556,7 +599,15 @@ impl Store {
             "version = if_not_exists(version, :zero) + :one",
         ];
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
-            (":conn_type".to_string(), s("connection")),
+            (
+                ":conn_type".to_string(),
+                s(if conn.tool_id.is_some() {
+                    "tool_tokens"
+                } else {
+                    "connection"
+                }),
+            ),
+            (":project".to_string(), s(&conn.project_id)),
             (":provider".to_string(), s(&conn.provider)),
             (
                 ":scopes".to_string(),
@@ -647,6 +698,11 @@ impl Store {
         Ok(self.transact(items).await?.is_ok())
     }
 
+    /// A connection (or tool tokens) by its key.
+    pub async fn get_connection_at(&self, key: &Key, now: i64) -> Result<Option<Connection>, StoreError> {
+        self.get(key, now).await?.map(|i| Connection::from_item(&i)).transpose()
+    }
+
     pub async fn get_connection(
         &self,
         project_id: &str,
@@ -705,9 +761,7 @@ impl Store {
             .client()
             .update_item()
             .table_name(self.table())
-            .set_key(Some(
-                connection_key(&conn.project_id, &conn.user_id, &conn.provider).to_map(),
-            ))
+            .set_key(Some(conn.key().to_map()))
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_values(":v", n(conn.version));

@@ -218,6 +218,13 @@ pub fn state_context(state_value: &str) -> EncryptionContext {
 /// The client credentials of a resolved provider (decrypts the secret; cached data key after the
 /// first call).
 pub async fn credentials(state: &AppState, p: &ResolvedProvider) -> Result<ClientCredentials, VaultError> {
+    if p.config.sealed_secret.is_empty() {
+        // A public client (no secret).
+        return Ok(ClientCredentials {
+            client_id: p.config.client_id.clone(),
+            client_secret: String::new(),
+        });
+    }
     let secret = keyring(state)?
         .decrypt(
             &provider_context(&p.config.project_id, &p.config.provider),

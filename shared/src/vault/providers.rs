@@ -19,6 +19,8 @@ pub const CATALOGUE_JSON: &str = include_str!("providers.json");
 pub enum TokenAuthMethod {
     ClientSecretPost,
     ClientSecretBasic,
+    /// A public client (a tool registered through a Client ID Metadata Document): `client_id` only.
+    None,
 }
 
 /// Body format of token requests.
@@ -97,6 +99,9 @@ pub struct ProviderSpec {
     pub account: Option<AccountSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RevokeSpec>,
+    /// Parameters added to every token request (a tool's RFC 8707 `resource`). Not in the catalogue.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_token_params: BTreeMap<String, String>,
     #[serde(default)]
     pub refresh: String,
     #[serde(default)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use super::upstream::{self, UpstreamError};
-use super::{connection_context, credentials, open_tokens, seal_tokens, store_error, ResolvedProvider, Tokens};
+use super::{credentials, open_tokens, seal_tokens, store_error, ResolvedProvider, Tokens};
 use crate::error::VaultError;
 use crate::state::AppState;
 use crate::store::vault::Connection;
@@ -75,7 +75,7 @@ pub async fn refresh(
     conn: &Connection,
     tokens: &Tokens,
 ) -> Result<(Connection, Tokens), VaultError> {
-    let ctx = connection_context(&conn.project_id, &conn.user_id, &conn.provider);
+    let ctx = conn.context();
     let mut conn = conn.clone();
     let mut tokens = tokens.clone();
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -165,7 +165,7 @@ pub async fn refresh(
             let now = state.clock.now();
             let Some(latest) = state
                 .store
-                .get_connection(&conn.project_id, &conn.user_id, &conn.provider, now)
+                .get_connection_at(&conn.key(), now)
                 .await
                 .map_err(|e| store_error("re-reading a connection", e))?
             else {

@@ -159,6 +159,9 @@ async fn token_request(
         .post(url)
         .timeout(OAUTH_TIMEOUT)
         .header("accept", "application/json");
+    for (k, v) in &spec.extra_token_params {
+        all.push((k, v));
+    }
     match spec.token_auth_method {
         TokenAuthMethod::ClientSecretPost => {
             all.push(("client_id", &creds.client_id));
@@ -167,6 +170,7 @@ async fn token_request(
         TokenAuthMethod::ClientSecretBasic => {
             req = req.header("authorization", basic(creds));
         }
+        TokenAuthMethod::None => all.push(("client_id", &creds.client_id)),
     }
     req = match spec.token_request_format {
         TokenFormat::Form => req
@@ -353,6 +357,7 @@ pub async fn revoke(
                     params.push(("client_secret", &creds.client_secret));
                 }
                 TokenAuthMethod::ClientSecretBasic => req = req.header("authorization", basic(creds)),
+                TokenAuthMethod::None => params.push(("client_id", &creds.client_id)),
             }
             match spec.token_request_format {
                 TokenFormat::Form => req

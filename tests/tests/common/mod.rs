@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_provider;
+pub mod mcp_server;
 
 use std::path::PathBuf;
 
@@ -330,5 +331,80 @@ impl TestApp {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         (status, headers, res.text().await.unwrap())
+    }
+}
+
+fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+impl TestApp {
+    /// Drive latchkey's authorize endpoint the way a browser does in `serve` (local development
+    /// sign-in as `email`, then Approve on the consent page). Returns the final redirect's Location
+    /// (the client's redirect URI with `code`, `state` and `iss`).
+    pub async fn approve_in_browser(&self, authorize_url: &str, email: &str) -> String {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut cookie: Option<String> = None;
+        let mut next = authorize_url.to_string();
+        for _ in 0..6 {
+            let mut req = http.get(&next);
+            if let Some(c) = &cookie {
+                req = req.header("cookie", c);
+            }
+            let res = req.send().await.unwrap();
+            if let Some(sc) = res.headers().get("set-cookie") {
+                cookie = Some(sc.to_str().unwrap().split(';').next().unwrap().to_string());
+            }
+            let status = res.status().as_u16();
+            let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            if status == 303 {
+                let loc = location.unwrap();
+                if !loc.starts_with(&self.base) {
+                    return loc;
+                }
+                next = loc;
+                continue;
+            }
+            let html = res.text().await.unwrap();
+            assert_eq!(status, 200, "{next}: {html}");
+            let request = hidden_field(&html, "request");
+            let form: Vec<(&str, String)> = if html.contains("type=\"email\"") {
+                vec![("request", request), ("email", email.to_string())]
+            } else {
+                vec![
+                    ("request", request),
+                    ("csrf", hidden_field(&html, "csrf")),
+                    ("decision", "approve".to_string()),
+                ]
+            };
+            let action = if html.contains("type=\"email\"") {
+                self.url("/oauth/2.1/callback")
+            } else {
+                self.url("/oauth/2.1/consent")
+            };
+            let mut req = http.post(action).form(&form);
+            if let Some(c) = &cookie {
+                req = req.header("cookie", c);
+            }
+            let res = req.send().await.unwrap();
+            if let Some(sc) = res.headers().get("set-cookie") {
+                cookie = Some(sc.to_str().unwrap().split(';').next().unwrap().to_string());
+            }
+            assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+            let loc = res.headers()["location"].to_str().unwrap().to_string();
+            if !loc.starts_with(&self.base) {
+                return loc;
+            }
+            next = loc;
+        }
+        panic!("the browser flow did not end at the client's redirect URI");
     }
 }

@@ -1,0 +1,136 @@
+//! `POST`/`GET`/`DELETE /tools/{tool_id}/mcp`: MCP Streamable HTTP forwarded to the tool's server
+//! with its bearer token. The JSON-RPC body and the `Mcp-Session-Id`, `MCP-Protocol-Version`,
+//! `Accept`, `Content-Type` and `Last-Event-ID` headers go through; the response (JSON or
+//! `text/event-stream`, read whole) comes back with `Mcp-Session-Id`. An expired token, or one 401
+//! from the server, refreshes (single-flight) and retries once; a 403 `insufficient_scope` comes back
+//! as is with its `WWW-Authenticate`, so the app can initiate again with more scopes.
+//!
+//! Budget with a valid token: 1 DynamoDB round trip (project key, tool and tokens in one batch
+//! read) and no KMS call once the data key is cached.
+
+use http::{HeaderMap, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+use crate::error::ToolError;
+use crate::state::AppState;
+use crate::store::tools as tstore;
+use crate::store::vault::{tool_tokens_key, Connection};
+use crate::tools::{self, detail};
+use crate::vault::refresh::{self, needs_refresh};
+use crate::vault::upstream::{precheck, UpstreamError};
+
+const FORWARDED: &[&str] = &[
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "accept",
+    "content-type",
+    "last-event-id",
+];
+
+fn vault_to_tool(e: crate::error::VaultError) -> ToolError {
+    detail(e.status, e.message)
+}
+
+pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
+    if !matches!(*req.method(), Method::POST | Method::GET | Method::DELETE) {
+        return detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed; use POST, GET or DELETE",
+        )
+        .response();
+    }
+    forward(state, &req).await.unwrap_or_else(|e| e.response())
+}
+
+async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, ToolError> {
+    let tool_id = tools::tool_id_from("/tools/{tool_id}/mcp", req)?;
+    let key = tools::presented_key(req, None)?;
+    let mut headers = HeaderMap::new();
+    for name in FORWARDED {
+        for v in req.headers().get_all(*name) {
+            if v.as_bytes().iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return Err(detail(
+                    StatusCode::BAD_REQUEST,
+                    format!("header {name} contains control characters"),
+                ));
+            }
+            headers.append(*name, v.clone());
+        }
+    }
+    let body: Vec<u8> = req.body().as_ref().to_vec();
+    if body.len() > crate::handlers::proxy::MAX_PROXY_BODY {
+        return Err(detail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is larger than 4 MiB",
+        ));
+    }
+    let now = state.clock.now();
+    let items = state
+        .store
+        .get_many(
+            &[key.store_key(), tstore::tool_key(&tool_id), tool_tokens_key(&tool_id)],
+            now,
+        )
+        .await
+        .map_err(|e| tools::store_error("reading a tool", e))?;
+    tools::verify_key(&key, items[0].as_ref())?;
+    let tool = tools::owned_tool(&key, items[1].as_ref())?;
+    let Some(mut conn) = items[2]
+        .as_ref()
+        .map(Connection::from_item)
+        .transpose()
+        .map_err(|e| tools::store_error("reading tool tokens", e))?
+    else {
+        return Err(detail(
+            StatusCode::CONFLICT,
+            "The tool is not connected; run initiate-oauth and complete-oauth first",
+        ));
+    };
+    if conn.status != "active" {
+        return Err(detail(
+            StatusCode::UNAUTHORIZED,
+            "The tool's authorization can no longer be refreshed; run initiate-oauth again",
+        ));
+    }
+    let target = url::Url::parse(&tool.server_url).map_err(|_| tools::internal())?;
+    precheck(&target, state.config.allow_loopback_outbound)
+        .map_err(|e| vault_to_tool(refresh::upstream_failure(&e)))?;
+    let provider = tools::as_provider(&tool);
+    let mut tokens = crate::vault::open_tokens(state, &conn.context(), &conn.sealed_tokens)
+        .await
+        .map_err(vault_to_tool)?;
+    let mut refreshed = false;
+    if needs_refresh(&conn, now) {
+        (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens)
+            .await
+            .map_err(vault_to_tool)?;
+        refreshed = true;
+    }
+    let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
+    loop {
+        let mut out = state
+            .upstream
+            .request(req.method().clone(), target.clone())
+            .timeout(timeout)
+            .headers(headers.clone())
+            .bearer_auth(&tokens.access_token);
+        if !body.is_empty() {
+            out = out.body(body.clone());
+        }
+        let res = out
+            .send()
+            .await
+            .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
+        if res.status() == StatusCode::UNAUTHORIZED && !refreshed {
+            tracing::info!(tool = %tool_id, "tools: the server answered 401; refreshing");
+            (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens)
+                .await
+                .map_err(vault_to_tool)?;
+            refreshed = true;
+            continue;
+        }
+        return crate::handlers::proxy::relay(res, &["mcp-session-id"])
+            .await
+            .map_err(vault_to_tool);
+    }
+}

@@ -1,0 +1,294 @@
+//! Remote MCP servers ("tools") end to end over real HTTP: an MCP server on loopback that trusts
+//! latchkey's own authorization server is registered as a tool (discovery, a Client ID Metadata
+//! Document client), initiated, signed in and approved in a browser-like client, completed, and
+//! called through forwarding; then expiry and refresh, revocation and the 401 path, 403
+//! insufficient_scope, and the reference's error shapes for bad input.
+
+mod common;
+
+use common::mcp_server::McpServer;
+use common::{Project, TestApp};
+use serde_json::{json, Value};
+
+const REDIRECT: &str = "http://127.0.0.1:7777/callback";
+
+struct Setup {
+    app: TestApp,
+    mcp: McpServer,
+    project: Project,
+}
+
+async fn setup_with(config: &[(&str, &str)]) -> Setup {
+    let app = TestApp::start_configured(None, config).await;
+    let (listener, url) = McpServer::bind().await;
+    let (rs_id, rs_secret) = app.resource_server(&url).await;
+    let mcp = McpServer::serve(listener, &app.url("/oauth/2.1"), &rs_id, &rs_secret).await;
+    let project = app.project("tools").await;
+    Setup { app, mcp, project }
+}
+
+async fn setup() -> Setup {
+    setup_with(&[]).await
+}
+
+impl Setup {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.app.vault(method, path, Some(&self.project.api_key), body).await
+    }
+
+    async fn register(&self) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/tools",
+                Some(json!({"name": "Test MCP", "server_url": self.mcp.url, "redirect_uris": [REDIRECT]})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["is_success"], true);
+        body["item_id"].as_str().unwrap().to_string()
+    }
+
+    /// initiate → browser → (code, state).
+    async fn authorize(&self, tool_id: &str, scopes: Option<&[&str]>) -> (String, String) {
+        let mut body = json!({"project_key": self.project.api_key, "redirect_uri": REDIRECT});
+        if let Some(s) = scopes {
+            body["scopes"] = json!(s);
+        }
+        let (status, init) = self
+            .app
+            .vault("POST", &format!("/tools/{tool_id}/initiate-oauth"), None, Some(body))
+            .await;
+        assert_eq!(status, 200, "{init}");
+        let location = self
+            .app
+            .approve_in_browser(init["authorization_url"].as_str().unwrap(), "tool-user@example.com")
+            .await;
+        assert!(location.starts_with(REDIRECT), "{location}");
+        let q: std::collections::HashMap<String, String> =
+            url::Url::parse(&location).unwrap().query_pairs().into_owned().collect();
+        assert_eq!(q["state"], init["state"].as_str().unwrap());
+        assert_eq!(q["iss"], self.app.url("/oauth/2.1"));
+        (q["code"].clone(), q["state"].clone())
+    }
+
+    async fn complete(&self, tool_id: &str, body: Value) -> (u16, Value) {
+        self.app
+            .vault("POST", &format!("/tools/{tool_id}/complete-oauth"), None, Some(body))
+            .await
+    }
+
+    async fn connected(&self) -> String {
+        let tool_id = self.register().await;
+        let (code, state) = self.authorize(&tool_id, None).await;
+        let (status, body) = self
+            .complete(
+                &tool_id,
+                json!({"code": code, "state": state, "project_key": self.project.api_key}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        tool_id
+    }
+
+    /// One JSON-RPC call through forwarding: (status, headers, body).
+    async fn rpc(&self, tool_id: &str, method: &str, params: Value) -> (u16, reqwest::header::HeaderMap, String) {
+        let res = self
+            .app
+            .http
+            .post(self.app.url(&format!("/tools/{tool_id}/mcp")))
+            .header("x-api-key", &self.project.api_key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", "session-123")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        (status, headers, res.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn register_initiate_complete_and_forward_to_an_oauth_protected_mcp_server() {
+    let s = setup().await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/tools",
+            Some(json!({"name": "Test MCP", "server_url": s.mcp.url, "redirect_uris": [REDIRECT]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let tool_id = body["item_id"].as_str().unwrap().to_string();
+    let tool = &body["tool"];
+    // Discovery: the 401 challenge named the resource metadata, which named latchkey's issuer.
+    assert_eq!(tool["authorization_server"], s.app.url("/oauth/2.1"));
+    assert_eq!(tool["resource"], s.mcp.url);
+    assert_eq!(tool["authorization_server_metadata"]["issuer"], s.app.url("/oauth/2.1"));
+    // latchkey's authorization server supports metadata documents: latchkey is that client.
+    assert_eq!(tool["client_registration"], "client_metadata_document");
+    let cimd_url = s.app.url(&format!("/tools/{tool_id}/client-metadata.json"));
+    assert_eq!(tool["client_id"], cimd_url);
+    assert_eq!(tool["scopes"], json!(["openid", "offline_access"]));
+    assert_eq!(tool["connection"]["status"], "not_connected");
+    let doc: Value = reqwest::get(&cimd_url).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["client_id"], cimd_url);
+    assert_eq!(doc["redirect_uris"], json!([REDIRECT]));
+    assert_eq!(doc["token_endpoint_auth_method"], "none");
+
+    let (status, init) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            None,
+            Some(json!({"project_key": s.project.api_key, "redirect_uri": REDIRECT})),
+        )
+        .await;
+    assert_eq!(status, 200, "{init}");
+    let auth_url = init["authorization_url"].as_str().unwrap();
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(auth_url).unwrap().query_pairs().into_owned().collect();
+    assert!(auth_url.starts_with(&s.app.url("/oauth/2.1/authorize?")));
+    assert_eq!(q["resource"], s.mcp.url);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["client_id"], cimd_url);
+    assert_eq!(q["state"], init["state"].as_str().unwrap());
+    assert!(init["expires_at"].as_str().unwrap().ends_with('Z'));
+
+    let (code, state) = s.authorize(&tool_id, None).await;
+    let before = s.app.calls();
+    let (status, body) = s
+        .complete(
+            &tool_id,
+            json!({"code": code, "state": state, "project_key": s.project.api_key}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"is_success": true, "item_id": tool_id, "detail": "OAuth flow completed successfully", "error": {}})
+    );
+    // Complete: ≤ 3 round trips of its own; the token endpoint it calls (latchkey itself here)
+    // makes its own ≤ 2, and the metadata-document client lookup 1.
+    let after = s.app.calls();
+    assert!(
+        after.0 - before.0 <= 3 + 2 + 1,
+        "complete-oauth used {} round trips",
+        after.0 - before.0
+    );
+
+    let (status, shown) = s.call("GET", &format!("/tools/{tool_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["connection"]["status"], "connected");
+    assert!(!shown.to_string().contains("lk_at_") && !shown.to_string().contains("lk_rt_"));
+
+    let (status, headers, text) = s
+        .rpc(
+            &tool_id,
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(headers["mcp-session-id"], "session-123");
+    let (status, _, text) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 200, "{text}");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["result"]["tools"][0]["name"], "whoami");
+    assert_eq!(s.mcp.state.lock().unwrap().last_session.as_deref(), Some("session-123"));
+    assert_eq!(s.mcp.state.lock().unwrap().last_protocol.as_deref(), Some("2025-11-25"));
+
+    // Warm forwarding: 1 round trip of latchkey's own (the MCP server's introspection at latchkey
+    // adds its 1), no KMS.
+    let before = s.app.calls();
+    let (status, _, text) = s.rpc(&tool_id, "tools/call", json!({"name": "whoami"})).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("you are tool-user@example.com"), "{text}");
+    let after = s.app.calls();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1 + 1, 0));
+
+    // SSE responses come back as they are.
+    s.mcp.state.lock().unwrap().sse = true;
+    let (status, headers, text) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert!(text.starts_with("event: message\ndata: {"), "{text}");
+}
+
+#[tokio::test]
+async fn expiry_refreshes_and_a_revoked_grant_takes_the_401_path() {
+    let s = setup().await;
+    let tool_id = s.connected().await;
+    // Past the access token's lifetime: latchkey refreshes (with the resource) before forwarding.
+    s.app.server.state.clock.advance(3700);
+    let (status, _, text) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 200, "{text}");
+    let (_, shown) = s.call("GET", &format!("/tools/{tool_id}"), None).await;
+    assert_eq!(shown["connection"]["status"], "connected");
+
+    // The user's grant is revoked at the authorization server: the server answers 401, the refresh
+    // is refused, and the app is told to authorize again.
+    let state = &s.app.server.state;
+    for (g, _) in state.store.list_grants(None, state.clock.now()).await.unwrap() {
+        state.store.revoke_grant(&g.grant_id, state.clock.now()).await.unwrap();
+    }
+    let (status, _, text) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 401, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["detail"].as_str().unwrap().contains("can no longer be refreshed"),
+        "{v}"
+    );
+    let (_, shown) = s.call("GET", &format!("/tools/{tool_id}"), None).await;
+    assert_eq!(shown["connection"]["status"], "reauthorization_required");
+    // Authorizing again restores it.
+    let (code, st) = s.authorize(&tool_id, None).await;
+    let (status, _) = s
+        .complete(
+            &tool_id,
+            json!({"code": code, "state": st, "project_key": s.project.api_key}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn insufficient_scope_is_passed_through_for_step_up() {
+    let s = setup().await;
+    let tool_id = s.connected().await;
+    let (status, headers, _) = s.rpc(&tool_id, "tools/call", json!({"name": "admin"})).await;
+    assert_eq!(status, 403);
+    let www = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        www.contains("insufficient_scope") && www.contains("scope=\"admin\""),
+        "{www}"
+    );
+}
+
+#[tokio::test]
+async fn delete_removes_the_tool_and_its_tokens() {
+    let s = setup().await;
+    let tool_id = s.connected().await;
+    let (status, body) = s.call("DELETE", &format!("/tools/{tool_id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["item_id"], tool_id);
+    let items = s
+        .app
+        .server
+        .state
+        .store
+        .query_partition(&format!("TOOL#{tool_id}"), 0)
+        .await
+        .unwrap();
+    assert!(items.is_empty());
+    let (status, body) = s.call("GET", &format!("/tools/{tool_id}"), None).await;
+    assert_eq!((status, body), (404, json!({"detail": "Tool not found"})));
+    let (status, _, _) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 404);
+}
