@@ -292,3 +292,256 @@ async fn delete_removes_the_tool_and_its_tokens() {
     let (status, _, _) = s.rpc(&tool_id, "tools/list", json!({})).await;
     assert_eq!(status, 404);
 }
+
+fn csrf_error() -> Value {
+    json!({"detail": [{"loc": ["body", "state"], "msg": "State parameter does not match. Possible CSRF attack.", "type": "value_error.csrf"}]})
+}
+
+async fn tool_tokens(s: &Setup, tool_id: &str) -> Option<latchkey::store::vault::Connection> {
+    s.app
+        .server
+        .state
+        .store
+        .get_connection_at(&latchkey::store::vault::tool_tokens_key(tool_id), 0)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn complete_oauth_refuses_bad_states_codes_tools_and_keys_in_the_reference_shapes() {
+    let s = setup().await;
+    let tool_id = s.register().await;
+    let key = s.project.api_key.clone();
+
+    // Missing and ill-typed fields: one FastAPI entry each, nothing consumed.
+    let (status, body) = s.complete(&tool_id, json!({})).await;
+    assert_eq!(status, 422);
+    let locs: Vec<Value> = body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["loc"].clone())
+        .collect();
+    assert_eq!(
+        locs,
+        vec![
+            json!(["body", "code"]),
+            json!(["body", "state"]),
+            json!(["body", "project_key"])
+        ]
+    );
+    assert!(body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["type"] == "value_error.missing" && d["msg"] == "field required"));
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": 12345, "state": "x", "project_key": key}))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body,
+        json!({"detail": [{"loc": ["body", "code"], "msg": "str type expected", "type": "type_error.str"}]})
+    );
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": "", "state": "x", "project_key": key}))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "code"]));
+    let res = s
+        .app
+        .http
+        .post(s.app.url(&format!("/tools/{tool_id}/complete-oauth")))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // Unknown state.
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": "c", "state": "unknown", "project_key": key}))
+        .await;
+    assert_eq!((status, body), (422, csrf_error()));
+
+    // A real code and state: wrong project key and unknown tool change nothing.
+    let (code, state) = s.authorize(&tool_id, None).await;
+    let (status, body) = s
+        .complete(
+            &tool_id,
+            json!({"code": code, "state": state, "project_key": "lk_ak_prj_x.nope"}),
+        )
+        .await;
+    assert_eq!((status, body), (401, json!({"detail": "Invalid project key"})));
+    let (status, body) = s
+        .complete("tl_unknown", json!({"code": code, "state": state, "project_key": key}))
+        .await;
+    assert_eq!((status, body), (404, json!({"detail": "Tool not found"})));
+    // Another project's key cannot complete this project's tool.
+    let other = s.app.project("other").await;
+    let (status, _) = s
+        .complete(
+            &tool_id,
+            json!({"code": code, "state": state, "project_key": other.api_key}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Still usable: completes once.
+    let (status, _) = s
+        .complete(&tool_id, json!({"code": code, "state": state, "project_key": key}))
+        .await;
+    assert_eq!(status, 200);
+    let version = tool_tokens(&s, &tool_id).await.unwrap().version;
+    // Reused state (single use whatever the outcome).
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": code, "state": state, "project_key": key}))
+        .await;
+    assert_eq!((status, body), (422, csrf_error()));
+    assert_eq!(
+        tool_tokens(&s, &tool_id).await.unwrap().version,
+        version,
+        "nothing changed"
+    );
+
+    // A reused code with a fresh state: the authorization server refuses it (400), and the state
+    // is spent.
+    let (_, st2) = s.authorize(&tool_id, None).await;
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": code, "state": st2, "project_key": key}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"detail": "Invalid or expired authorization code"}))
+    );
+    let (status, _) = s
+        .complete(&tool_id, json!({"code": code, "state": st2, "project_key": key}))
+        .await;
+    assert_eq!(status, 422);
+
+    // A state from another tool of the same project.
+    let other_tool = s.register().await;
+    let (code3, st3) = s.authorize(&other_tool, None).await;
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": code3, "state": st3, "project_key": key}))
+        .await;
+    assert_eq!((status, body), (422, csrf_error()));
+    assert!(tool_tokens(&s, &other_tool).await.is_none());
+
+    // An expired state (10 minutes).
+    let (code4, st4) = s.authorize(&tool_id, None).await;
+    s.app.server.state.clock.advance(601);
+    let (status, body) = s
+        .complete(&tool_id, json!({"code": code4, "state": st4, "project_key": key}))
+        .await;
+    assert_eq!((status, body), (422, csrf_error()));
+}
+
+#[tokio::test]
+async fn a_state_from_another_project_is_refused() {
+    let s = setup().await;
+    let tool_a = s.register().await;
+    let other = s.app.project("other").await;
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            "/tools",
+            Some(&other.api_key),
+            Some(json!({"name": "B", "server_url": s.mcp.url, "redirect_uris": [REDIRECT]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let tool_b = body["item_id"].as_str().unwrap().to_string();
+    let (status, init) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_b}/initiate-oauth"),
+            None,
+            Some(json!({"project_key": other.api_key, "redirect_uri": REDIRECT})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let loc = s
+        .app
+        .approve_in_browser(init["authorization_url"].as_str().unwrap(), "b@example.com")
+        .await;
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
+    // Project A completes its own tool with project B's state.
+    let (status, body) = s
+        .complete(
+            &tool_a,
+            json!({"code": q["code"], "state": q["state"], "project_key": s.project.api_key}),
+        )
+        .await;
+    assert_eq!((status, body), (422, csrf_error()));
+    assert!(tool_tokens(&s, &tool_a).await.is_none());
+    assert!(tool_tokens(&s, &tool_b).await.is_none());
+}
+
+#[tokio::test]
+async fn initiate_and_register_validate_their_input() {
+    let s = setup().await;
+    let tool_id = s.register().await;
+    let key = s.project.api_key.clone();
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            None,
+            Some(json!({"project_key": key})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "redirect_uri"]));
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            None,
+            Some(json!({"project_key": key, "redirect_uri": "https://elsewhere.invalid/cb"})),
+        )
+        .await;
+    assert_eq!(status, 422, "not one of the tool's redirect URIs: {body}");
+    let (status, _) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            None,
+            Some(json!({"project_key": key, "redirect_uri": "javascript:alert(1)"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            None,
+            Some(json!({"project_key": "wrong", "redirect_uri": REDIRECT})),
+        )
+        .await;
+    assert_eq!((status, body), (401, json!({"detail": "Invalid project key"})));
+    let (status, body) = s.call("POST", "/tools", Some(json!({"name": 3}))).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body["detail"],
+        json!([
+            {"loc": ["body", "name"], "msg": "str type expected", "type": "type_error.str"},
+            {"loc": ["body", "server_url"], "msg": "field required", "type": "value_error.missing"},
+        ])
+    );
+    let items: Vec<_> = s
+        .app
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i.get("type").and_then(|t| t.as_s().ok()).map(String::as_str) == Some("tool"))
+        .collect();
+    assert_eq!(items.len(), 1, "only the one registered tool");
+}
