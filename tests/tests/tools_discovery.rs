@@ -17,11 +17,14 @@ use axum::Router;
 use common::TestApp;
 use serde_json::{json, Value};
 
+/// A canned answer: status, headers, body.
+type Canned = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A server answering each path with a configured (status, headers, body); 404 otherwise. Records
 /// every path it was asked for.
 #[derive(Clone, Default)]
 struct Docs {
-    routes: Arc<Mutex<HashMap<String, (u16, Vec<(String, String)>, Vec<u8>)>>>,
+    routes: Arc<Mutex<HashMap<String, Canned>>>,
     seen: Arc<Mutex<Vec<String>>>,
 }
 
