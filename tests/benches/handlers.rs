@@ -10,8 +10,9 @@ use latchkey::local::{start, Options};
 use latchkey::router::{self, Route};
 use latchkey::store::grants;
 
-#[path = "../tests/common/fake_provider.rs"]
-mod fake_provider;
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::fake_provider;
 
 fn report(name: &str, mut samples: Vec<Duration>, wall: Duration) {
     samples.sort();
@@ -193,6 +194,97 @@ async fn main() {
 
     proxy_overhead(&server, &http).await;
     server.shutdown().await;
+    tool_forwarding_overhead(&http).await;
+}
+
+/// The tools' MCP forwarding overhead: `tools/list` sent straight to an OAuth-protected MCP server
+/// with the tool's token, and through `/tools/{id}/mcp`. The server introspects each token at
+/// latchkey in both cases.
+async fn tool_forwarding_overhead(http: &reqwest::Client) {
+    let app = common::TestApp::start().await;
+    let (listener, url) = common::mcp_server::McpServer::bind().await;
+    let (rs_id, rs_secret) = app.resource_server(&url).await;
+    let _mcp = common::mcp_server::McpServer::serve(listener, &app.url("/oauth/2.1"), &rs_id, &rs_secret).await;
+    let project = app.project("bench").await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let (_, body) = app
+        .vault(
+            "POST",
+            "/tools",
+            Some(&project.api_key),
+            Some(serde_json::json!({"name": "bench", "server_url": url, "redirect_uris": [redirect]})),
+        )
+        .await;
+    let tool_id = body["item_id"].as_str().unwrap().to_string();
+    let (_, init) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            Some(&project.api_key),
+            Some(serde_json::json!({"redirect_uri": redirect})),
+        )
+        .await;
+    let loc = app
+        .approve_in_browser(init["authorization_url"].as_str().unwrap(), "bench@example.com")
+        .await;
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
+    let (status, _) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/complete-oauth"),
+            Some(&project.api_key),
+            Some(serde_json::json!({"code": q["code"], "state": q["state"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let state = &app.server.state;
+    let conn = state
+        .store
+        .get_connection_at(&latchkey::store::vault::tool_tokens_key(&tool_id), 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = latchkey::vault::open_tokens(state, &conn.context(), &conn.sealed_tokens)
+        .await
+        .unwrap()
+        .access_token;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+    let n = 1_000;
+    let mut medians = Vec::new();
+    for name in ["http MCP tools/list, direct", "http MCP tools/list via /tools/mcp"] {
+        let mut samples = Vec::with_capacity(n);
+        let wall = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            let req = if name.ends_with("direct") {
+                http.post(&url).bearer_auth(&token)
+            } else {
+                http.post(app.url(&format!("/tools/{tool_id}/mcp")))
+                    .header("x-api-key", &project.api_key)
+            };
+            let res = req
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let ok = res.status().is_success();
+            let _ = res.bytes().await;
+            samples.push(t.elapsed());
+            assert!(ok);
+        }
+        let mut sorted = samples.clone();
+        sorted.sort();
+        medians.push(sorted[n / 2]);
+        report(name, samples, wall.elapsed());
+    }
+    println!(
+        "{:<34} p50 {:>8.1} µs added per call",
+        "tool forwarding overhead",
+        (medians[1].as_secs_f64() - medians[0].as_secs_f64()) * 1e6
+    );
 }
 
 /// The vault proxy's overhead: the same provider API call made directly with the user's token and

@@ -6,7 +6,7 @@
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::http::html::{error_page, escape, page, redirect};
+use crate::http::html::{error_page, escape, redirect};
 use crate::http::request::{self, Params};
 use crate::state::AppState;
 use crate::store::authz::Session;
@@ -373,7 +373,9 @@ async fn sign_in_page(state: &AppState, p: &Params) -> Response<Body> {
         Err(e) => return server_error("callback: loading the request failed", e),
     };
     let app = authreq.client_name.as_deref().unwrap_or(&authreq.client_id);
-    page(
+    // Signing in may end in a redirect straight to the client (consent already given).
+    let form_target = crate::http::html::form_target_source(&authreq.redirect_uri);
+    crate::http::html::page_with_form_target(
         StatusCode::OK,
         "Sign in",
         &format!(
@@ -385,6 +387,7 @@ async fn sign_in_page(state: &AppState, p: &Params) -> Response<Body> {
             escape(app),
             escape(id)
         ),
+        form_target.as_deref(),
     )
 }
 

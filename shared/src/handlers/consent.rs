@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, Response};
 use subtle::ConstantTimeEq;
 
 use crate::error::OAuthErrorCode;
-use crate::http::html::{error_page, escape, page};
+use crate::http::html::{error_page, escape};
 use crate::http::request::{self, Params};
 use crate::state::AppState;
 use crate::store::authz::Session;
@@ -103,9 +103,10 @@ async fn show(state: &AppState, p: &Params, sid: &str, session: &Session, now: i
             }
         })
         .collect();
-    page(
+    let form_target = crate::http::html::form_target_source(&authreq.redirect_uri);
+    crate::http::html::page_with_form_target(
         StatusCode::OK,
-        "Allow access?",
+        &format!("Allow {app} access?"),
         &format!(
             "<h1>{app} wants to access</h1><p class=\"resource\">{resource}</p>\
 <p>Signed in as <strong>{user}</strong>.</p>\
@@ -121,6 +122,7 @@ async fn show(state: &AppState, p: &Params, sid: &str, session: &Session, now: i
             id = escape(id),
             csrf = csrf_token(sid, id),
         ),
+        form_target.as_deref(),
     )
 }
 

@@ -30,6 +30,38 @@ button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}.badge{display
 
 /// A full page with security headers: no framing, no scripts, no caching.
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
+    page_with_form_target(status, title, body_html, None)
+}
+
+/// The CSP source that lets a form's post end in a redirect to `redirect_uri`: its origin for
+/// http(s), its scheme for a native app's private-use scheme. Browsers apply `form-action` to the
+/// redirects after a form post too, so without it the consent decision could not reach the client.
+pub fn form_target_source(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => {
+            let origin = url.origin().ascii_serialization();
+            (origin != "null").then_some(origin)
+        }
+        scheme
+            if scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
+        {
+            Some(format!("{scheme}:"))
+        }
+        _ => None,
+    }
+}
+
+/// A page whose form may end in a redirect to `form_target` (a CSP source from
+/// `form_target_source`).
+pub fn page_with_form_target(
+    status: StatusCode,
+    title: &str,
+    body_html: &str,
+    form_target: Option<&str>,
+) -> Response<Body> {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>{body_html}</main></body></html>",
         escape(title)
@@ -42,9 +74,18 @@ pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> 
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let form_action = match form_target {
+        Some(t) => format!("'self' {t}"),
+        None => "'self'".to_string(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+        }),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
@@ -75,6 +116,28 @@ pub fn redirect(location: &str) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn form_targets_are_origins_or_schemes() {
+        use super::form_target_source as f;
+        assert_eq!(
+            f("http://127.0.0.1:7777/callback?x=1").as_deref(),
+            Some("http://127.0.0.1:7777")
+        );
+        assert_eq!(
+            f("https://app.example.com/cb").as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(
+            f("cursor://anysphere.cursor-retrieval/oauth").as_deref(),
+            Some("cursor:")
+        );
+        assert_eq!(
+            f("com.example.app:/oauth2redirect").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(f("not a uri"), None);
+    }
+
     #[test]
     fn escapes_markup() {
         assert_eq!(

@@ -1,0 +1,146 @@
+//! A real browser (headless Chromium driven by playwright-core, `tests/browser/consent.mjs`) goes
+//! through the authorize endpoint as `latchkey serve` runs it: the local development sign-in page,
+//! the consent page (framing forbidden; screenshots at laptop and phone widths into
+//! `.cache/screenshots/`), Approve, and the redirect to the client with `code`, `state` and `iss`;
+//! the code is then redeemed with its PKCE verifier. `scripts/test` installs playwright-core
+//! (`tests/browser`) and Chromium and requires this test; a plain `cargo test` skips it when either
+//! is missing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{TestApp, CHALLENGE, RESOURCE, VERIFIER};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const REDIRECT_URI: &str = "http://127.0.0.1:7777/callback";
+const CLIENT_NAME: &str = "Browser Test Client";
+
+fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Node 22 from tests/conformance when installed, else `node` on PATH.
+fn node() -> PathBuf {
+    let pinned = tests_dir().join("conformance/node_modules/.bin/node");
+    if pinned.exists() {
+        pinned
+    } else {
+        PathBuf::from("node")
+    }
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing() -> Option<String> {
+    if !tests_dir().join("browser/node_modules/playwright-core").exists() {
+        return Some("tests/browser/node_modules/playwright-core is missing".into());
+    }
+    if !Path::new(CHROMIUM).exists() {
+        return Some(format!("{CHROMIUM} is missing"));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
+    if let Some(why) = missing() {
+        assert!(
+            std::env::var("LATCHKEY_REQUIRE_BROWSER").is_err(),
+            "LATCHKEY_REQUIRE_BROWSER is set but {why}"
+        );
+        eprintln!("browser test skipped: {why} (scripts/test installs playwright-core and Chromium)");
+        return;
+    }
+    let app = TestApp::start().await;
+    app.resource_server(RESOURCE).await;
+    let (status, body) = app
+        .register(serde_json::json!({
+            "redirect_uris": [REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+            "client_name": CLIENT_NAME,
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let client_id = body["client_id"].as_str().unwrap().to_string();
+
+    let state = "browser-state-42";
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("state", state),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("resource", RESOURCE),
+            ("scope", "openid email"),
+        ])
+        .finish();
+    let authorize_url = app.url(&format!("/oauth/2.1/authorize?{q}"));
+    let screenshots = tests_dir().parent().unwrap().join(".cache/screenshots");
+
+    let out = {
+        let screenshots = screenshots.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(node())
+                .arg("consent.mjs")
+                .current_dir(tests_dir().join("browser"))
+                .env("AUTHORIZE_URL", authorize_url)
+                .env("REDIRECT_PREFIX", REDIRECT_URI)
+                .env("SCREENSHOT_DIR", screenshots)
+                .env("CHROMIUM", CHROMIUM)
+                .output()
+                .expect("node runs")
+        })
+        .await
+        .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser flow failed:\n{stdout}\n{stderr}");
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+        panic!("no JSON line from consent.mjs:\n{stdout}\n{stderr}");
+    });
+    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+
+    assert_eq!(result["state"], state, "{result}");
+    assert_eq!(result["iss"], format!("{}/oauth/2.1", app.base), "{result}");
+    let title = result["consent_title"].as_str().unwrap();
+    assert!(title.contains(CLIENT_NAME), "consent title {title:?}");
+    let text = result["consent_text"].as_str().unwrap();
+    for expected in [
+        CLIENT_NAME,
+        client_id.as_str(),
+        RESOURCE,
+        "alice@example.com",
+        "openid",
+        "email",
+        "127.0.0.1",
+    ] {
+        assert!(text.contains(expected), "consent page lacks {expected:?}:\n{text}");
+    }
+    for shot in ["consent-laptop.png", "consent-phone.png"] {
+        let len = std::fs::metadata(screenshots.join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "screenshot {shot} missing or empty");
+    }
+
+    // The code the browser carried back redeems with the PKCE verifier, for the resource.
+    let code = result["code"].as_str().unwrap();
+    let (status, body) = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", VERIFIER),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
+    assert_eq!(body["scope"], "openid email", "{body}");
+}
