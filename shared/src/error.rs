@@ -162,7 +162,7 @@ pub enum ToolError {
 
 impl ToolError {
     pub fn response(&self) -> Response<Body> {
-        match self {
+        let mut res = match self {
             ToolError::Validation(errors) => {
                 let detail: Vec<_> = errors
                     .iter()
@@ -171,7 +171,11 @@ impl ToolError {
                 response::json(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": detail }))
             }
             ToolError::Status(status, detail) => response::json(*status, &json!({ "detail": detail })),
-        }
+        };
+        // latchkey's own error, as opposed to an MCP server's response passed through.
+        res.headers_mut()
+            .insert("x-latchkey-error", http::HeaderValue::from_static("1"));
+        res
     }
 }
 

@@ -72,7 +72,12 @@ impl Setup {
         (q["code"].clone(), q["state"].clone())
     }
 
-    async fn complete(&self, tool_id: &str, body: Value) -> (u16, Value) {
+    /// complete-oauth with the `iss` latchkey's authorization server puts on its redirects (RFC
+    /// 9207) added when the body names a state and no iss.
+    async fn complete(&self, tool_id: &str, mut body: Value) -> (u16, Value) {
+        if body.get("state").is_some() && body.get("iss").is_none() {
+            body["iss"] = json!(self.app.url("/oauth/2.1"));
+        }
         self.app
             .vault("POST", &format!("/tools/{tool_id}/complete-oauth"), None, Some(body))
             .await
@@ -159,6 +164,40 @@ async fn register_initiate_complete_and_forward_to_an_oauth_protected_mcp_server
     assert_eq!(q["state"], init["state"].as_str().unwrap());
     assert!(init["expires_at"].as_str().unwrap().ends_with('Z'));
 
+    // Not connected yet: forwarded without a token, the server's challenge comes back.
+    let (status, headers, _) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 401);
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("resource_metadata="));
+    assert!(
+        headers.get("x-latchkey-error").is_none(),
+        "the server's answer, not latchkey's"
+    );
+
+    let (code, state) = s.authorize(&tool_id, None).await;
+    // RFC 9207: latchkey's authorization server advertises iss, so a missing or wrong iss is
+    // refused before the code is used (and the state is spent).
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/complete-oauth"),
+            None,
+            Some(json!({"code": code, "state": state, "project_key": s.project.api_key})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("RFC 9207"));
+    let (code, state) = s.authorize(&tool_id, None).await;
+    let (status, body) = s
+        .complete(
+            &tool_id,
+            json!({"code": code, "state": state, "project_key": s.project.api_key, "iss": "https://evil.invalid"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
     let (code, state) = s.authorize(&tool_id, None).await;
     let before = s.app.calls();
     let (status, body) = s

@@ -5,6 +5,9 @@
 //! from the server, refreshes (single-flight) and retries once; a 403 `insufficient_scope` comes back
 //! as is with its `WWW-Authenticate`, so the app can initiate again with more scopes.
 //!
+//! A tool not connected yet is called without a token, so the server's own 401 challenge (with the
+//! scopes it wants) reaches the app.
+//!
 //! Budget with a valid token: 1 DynamoDB round trip (project key, tool and tokens in one batch
 //! read) and no KMS call once the data key is cached.
 
@@ -75,16 +78,34 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
         .map_err(|e| tools::store_error("reading a tool", e))?;
     tools::verify_key(&key, items[0].as_ref())?;
     let tool = tools::owned_tool(&key, items[1].as_ref())?;
+    let target = url::Url::parse(&tool.server_url).map_err(|_| tools::internal())?;
+    precheck(&target, state.config.allow_loopback_outbound)
+        .map_err(|e| vault_to_tool(refresh::upstream_failure(&e)))?;
+    let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
     let Some(mut conn) = items[2]
         .as_ref()
         .map(Connection::from_item)
         .transpose()
         .map_err(|e| tools::store_error("reading tool tokens", e))?
     else {
-        return Err(detail(
-            StatusCode::CONFLICT,
-            "The tool is not connected; run initiate-oauth and complete-oauth first",
-        ));
+        // Not connected yet: forward without a token. A server that allows it answers; one that
+        // does not answers 401 with its challenge (and the scopes it wants), for the app to
+        // initiate OAuth with.
+        let mut out = state
+            .upstream
+            .request(req.method().clone(), target)
+            .timeout(timeout)
+            .headers(headers);
+        if !body.is_empty() {
+            out = out.body(body);
+        }
+        let res = out
+            .send()
+            .await
+            .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
+        return crate::handlers::proxy::relay(res, &["mcp-session-id"])
+            .await
+            .map_err(vault_to_tool);
     };
     if conn.status != "active" {
         return Err(detail(
@@ -92,9 +113,6 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             "The tool's authorization can no longer be refreshed; run initiate-oauth again",
         ));
     }
-    let target = url::Url::parse(&tool.server_url).map_err(|_| tools::internal())?;
-    precheck(&target, state.config.allow_loopback_outbound)
-        .map_err(|e| vault_to_tool(refresh::upstream_failure(&e)))?;
     let provider = tools::as_provider(&tool);
     let mut tokens = crate::vault::open_tokens(state, &conn.context(), &conn.sealed_tokens)
         .await
@@ -106,7 +124,6 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .map_err(vault_to_tool)?;
         refreshed = true;
     }
-    let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
     loop {
         let mut out = state
             .upstream

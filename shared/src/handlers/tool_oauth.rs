@@ -2,12 +2,15 @@
 //! authorization code flow with PKCE S256 and the RFC 8707 `resource`, in the Selise Blocks
 //! reference's shapes.
 //!
+//! Complete takes the reference's `{code, state, project_key}` and, per RFC 9207, the `iss` of the
+//! authorization response (required when the authorization server advertises it).
+//!
 //! Complete: ≤ 3 DynamoDB round trips (project key + tool in one batch read; consume the state;
 //! store the tokens) plus the token exchange.
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::clock::iso8601;
 use crate::crypto::{envelope::context, secret, EncryptionContext};
@@ -149,6 +152,9 @@ async fn complete_flow(state: &AppState, req: &Request) -> Result<Response<Body>
     let mut f = Fields::new(&body);
     let code = f.required("code");
     let state_value = f.required("state");
+    // RFC 9207: the `iss` the authorization response carried (not in the reference's body; required
+    // when the authorization server advertises it, compared exactly when given).
+    let iss = f.optional("iss");
     let project_key = if req.headers().contains_key("x-api-key") {
         f.optional("project_key")
     } else {
@@ -181,6 +187,22 @@ async fn complete_flow(state: &AppState, req: &Request) -> Result<Response<Body>
         .ok_or_else(csrf)?;
     if st.tool_id != tool.tool_id || st.project_id != key.project_id {
         return Err(csrf());
+    }
+    let advertised = tool.metadata.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true));
+    match iss.as_deref() {
+        Some(i) if i != tool.issuer => {
+            return Err(detail(
+                StatusCode::BAD_REQUEST,
+                "The authorization response's iss is not the tool's authorization server (RFC 9207); the code was not used",
+            ))
+        }
+        None if advertised => {
+            return Err(detail(
+                StatusCode::BAD_REQUEST,
+                "The authorization server identifies its responses (RFC 9207): pass the iss parameter the redirect carried; the code was not used",
+            ))
+        }
+        _ => {}
     }
     let verifier = crate::vault::keyring(state)
         .map_err(|_| tools::internal())?

@@ -64,6 +64,7 @@ async fn register_client(
         .unwrap_or("client_secret_basic");
     let mut doc = json!({
         "client_name": format!("latchkey ({name})"),
+        "application_type": "web",
         "redirect_uris": redirect_uris,
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
@@ -165,7 +166,22 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
     let found = discovery::discover(&state.upstream, &server_url, allow)
         .await
         .map_err(discovery_error)?;
-    let scopes = scopes.unwrap_or_else(|| found.default_scopes());
+    let scopes = match scopes {
+        Some(s) => s,
+        None => {
+            // The server's scopes, and a refresh token where the authorization server offers one.
+            let mut s = found.default_scopes();
+            let offers_offline = found
+                .metadata
+                .get("scopes_supported")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "offline_access"));
+            if offers_offline && !s.is_empty() && !s.iter().any(|x| x == "offline_access") {
+                s.push("offline_access".into());
+            }
+            s
+        }
+    };
     let redirect_uris = redirect_uris.unwrap_or_default();
     let tool_id = tstore::new_tool_id();
     let base = request::public_base(&state.config, req);

@@ -145,13 +145,26 @@ pub fn authorization_server_metadata_urls(issuer: &Url) -> Vec<Url> {
     }
 }
 
-/// Compare resource identifiers the way RFC 9728 §3.3 asks: the same URL (a trailing slash on an
-/// empty path is the same).
-fn same_resource(a: &str, b: &str) -> bool {
-    match (Url::parse(a), Url::parse(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
+/// Does the protected resource metadata's `resource` cover the server URL? The same origin, and
+/// the server's path within the resource's path (a server at `/mcp` may be described by a resource
+/// at the origin, as several servers publish it); anything else is metadata for another resource
+/// (RFC 9728 §3.3, §7.3) and is refused.
+pub fn resource_covers(resource: &str, server: &Url) -> bool {
+    let Ok(r) = Url::parse(resource) else {
+        return false;
+    };
+    if r.scheme() != server.scheme()
+        || r.host_str() != server.host_str()
+        || r.port_or_known_default() != server.port_or_known_default()
+    {
+        return false;
     }
+    if r.fragment().is_some() || r.query().is_some() {
+        return false;
+    }
+    let rp = r.path().trim_end_matches('/');
+    let sp = server.path().trim_end_matches('/');
+    rp.is_empty() || sp == rp || sp.starts_with(&format!("{rp}/"))
 }
 
 /// Run discovery for `server_url`.
@@ -204,7 +217,7 @@ pub async fn discover(
                 .ok_or_else(|| FetchError::Refused("the protected resource metadata has no resource".into()))?
                 .to_string();
             // 3. The metadata must describe this server (RFC 9728 §3.3, §7.3).
-            if !same_resource(&resource, server.as_str()) {
+            if !resource_covers(&resource, &server) {
                 return Err(FetchError::Refused(format!(
                     "the protected resource metadata is for {resource}, not {server}"
                 )));
@@ -233,8 +246,9 @@ pub async fn discover(
     let mut metadata = None;
     for url in authorization_server_metadata_urls(&issuer_url) {
         if let Some(doc) = fetch::get_json(http, &url, allow_loopback).await? {
+            // RFC 8414 §3.3: identical, not normalised.
             let got = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-            if got.trim_end_matches('/') != issuer.trim_end_matches('/') {
+            if got != issuer {
                 return Err(FetchError::Refused(format!(
                     "the authorization server metadata at {url} names issuer {got:?}, not {issuer}"
                 )));
@@ -307,6 +321,21 @@ mod tests {
         assert_eq!(param(&p, "error"), Some("invalid_token"));
         assert!(bearer_params("Basic realm=x").is_none());
         assert_eq!(bearer_params("Bearer").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn resource_metadata_must_describe_this_server() {
+        let s = Url::parse("http://localhost:3000/mcp").unwrap();
+        assert!(resource_covers("http://localhost:3000/mcp", &s));
+        assert!(resource_covers("http://localhost:3000", &s));
+        assert!(resource_covers("http://localhost:3000/", &s));
+        assert!(!resource_covers("https://evil.example.com/mcp", &s));
+        assert!(!resource_covers("http://localhost:3001/mcp", &s));
+        assert!(!resource_covers("http://localhost:3000/other", &s));
+        assert!(!resource_covers("http://localhost:3000/mc", &s));
+        assert!(!resource_covers("not a url", &s));
+        let nested = Url::parse("https://api.example.com/v1/mcp/").unwrap();
+        assert!(resource_covers("https://api.example.com/v1", &nested));
     }
 
     #[test]
