@@ -178,3 +178,76 @@ async fn vault_proxy_with_kms_keeps_kms_off_the_hot_path_and_binds_records_to_us
     assert!(cold.decrypt(&ctx_of("bob"), a.b("tokens").unwrap()).await.is_err());
     assert!(cold.decrypt(&ctx_of("alice"), a.b("tokens").unwrap()).await.is_ok());
 }
+
+/// Tool forwarding with a KMS keyring: the warm call opens the tool's tokens from the cached data
+/// key (no KMS call).
+#[tokio::test]
+async fn tool_forwarding_with_kms_keeps_kms_off_the_hot_path() {
+    use common::mcp_server::McpServer;
+    let Some(ep) = endpoint() else { return };
+    let metrics = Metrics::default();
+    let key = new_key(&client(&ep, &metrics)).await;
+    let app = common::TestApp::start_configured(
+        None,
+        &[
+            ("LATCHKEY_KMS_KEY_ID", key.as_str()),
+            ("LATCHKEY_KMS_ENDPOINT", ep.as_str()),
+        ],
+    )
+    .await;
+    let (listener, url) = McpServer::bind().await;
+    let (rs_id, rs_secret) = app.resource_server(&url).await;
+    let _mcp = McpServer::serve(listener, &app.url("/oauth/2.1"), &rs_id, &rs_secret).await;
+    let project = app.project("kms-tools").await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let (status, body) = app
+        .vault(
+            "POST",
+            "/tools",
+            Some(&project.api_key),
+            Some(serde_json::json!({"name": "k", "server_url": url, "redirect_uris": [redirect]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let tool_id = body["item_id"].as_str().unwrap().to_string();
+    let (_, init) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            Some(&project.api_key),
+            Some(serde_json::json!({"redirect_uri": redirect})),
+        )
+        .await;
+    let loc = app
+        .approve_in_browser(init["authorization_url"].as_str().unwrap(), "k@example.com")
+        .await;
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
+    let (status, body) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/complete-oauth"),
+            Some(&project.api_key),
+            Some(serde_json::json!({"code": q["code"], "state": q["state"], "iss": q["iss"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let call = || async {
+        app.http
+            .post(app.url(&format!("/tools/{tool_id}/mcp")))
+            .header("x-api-key", &project.api_key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(call().await, 200);
+    let before = app.calls();
+    assert_eq!(call().await, 200);
+    let after = app.calls();
+    // latchkey's one batch read, plus the MCP server's introspection at latchkey; no KMS.
+    assert_eq!((after.0 - before.0, after.1 - before.1), (2, 0));
+}
