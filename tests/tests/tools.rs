@@ -584,3 +584,177 @@ async fn initiate_and_register_validate_their_input() {
         .collect();
     assert_eq!(items.len(), 1, "only the one registered tool");
 }
+
+/// Refresh tokens issued for the tool's grant (rotated ones included) at latchkey's own
+/// authorization server.
+async fn refresh_tokens_issued(s: &Setup) -> usize {
+    let state = &s.app.server.state;
+    let mut n = 0;
+    for (g, _) in state.store.list_grants(None, state.clock.now()).await.unwrap() {
+        n += s
+            .app
+            .grant_items(&g.grant_id)
+            .await
+            .iter()
+            .filter(|i| i.s("type") == Some("refresh_token"))
+            .count();
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_401_from_the_server_refreshes_once_and_retries() {
+    let s = setup().await;
+    let tool_id = s.connected().await;
+    assert_eq!(refresh_tokens_issued(&s).await, 1);
+    s.mcp.state.lock().unwrap().reject_next = true;
+    let (status, _, text) = s.rpc(&tool_id, "tools/list", json!({})).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(refresh_tokens_issued(&s).await, 2, "one refresh");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_forwards_on_an_expired_token_cause_one_refresh() {
+    let s = std::sync::Arc::new(setup().await);
+    let tool_id = s.connected().await;
+    s.app.server.state.clock.advance(3700);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let s = std::sync::Arc::clone(&s);
+        let tool_id = tool_id.clone();
+        tasks.push(tokio::spawn(
+            async move { s.rpc(&tool_id, "tools/list", json!({})).await.0 },
+        ));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(
+        refresh_tokens_issued(&s).await,
+        2,
+        "exactly one refresh at the authorization server"
+    );
+}
+
+#[tokio::test]
+async fn get_relays_the_event_stream_for_a_window_and_delete_ends_the_session() {
+    let s = setup_with(&[("LATCHKEY_UPSTREAM_TIMEOUT_SECONDS", "2")]).await;
+    let tool_id = s.connected().await;
+    s.mcp.state.lock().unwrap().sse_get = true;
+    let res = s
+        .app
+        .http
+        .get(s.app.url(&format!("/tools/{tool_id}/mcp")))
+        .header("x-api-key", &s.project.api_key)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", "session-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let text = res.text().await.unwrap();
+    assert!(
+        text.starts_with("id: 1\nevent: message\ndata: {") && text.ends_with("\n\n"),
+        "{text:?}"
+    );
+    let res = s
+        .app
+        .http
+        .delete(s.app.url(&format!("/tools/{tool_id}/mcp")))
+        .header("x-api-key", &s.project.api_key)
+        .header("mcp-session-id", "session-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(s.mcp.state.lock().unwrap().deletes, 1);
+    assert_eq!(s.mcp.state.lock().unwrap().last_session.as_deref(), Some("session-123"));
+}
+
+#[tokio::test]
+async fn the_project_key_may_come_in_the_body_and_other_projects_see_nothing() {
+    let s = setup().await;
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            "/tools",
+            None,
+            Some(json!({"name": "ref", "server_url": s.mcp.url, "redirect_uris": [REDIRECT], "project_key": s.project.api_key})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let tool_id = body["item_id"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .app
+        .vault(
+            "POST",
+            "/tools",
+            None,
+            Some(json!({"name": "ref", "server_url": s.mcp.url, "project_key": "lk_ak_prj_nope.x"})),
+        )
+        .await;
+    assert_eq!((status, body), (401, json!({"detail": "Invalid project key"})));
+    let other = s.app.project("other").await;
+    for method in ["GET", "DELETE"] {
+        let (status, body) = s
+            .app
+            .vault(method, &format!("/tools/{tool_id}"), Some(&other.api_key), None)
+            .await;
+        assert_eq!((status, body), (404, json!({"detail": "Tool not found"})), "{method}");
+    }
+    let (status, _) = s.call("GET", &format!("/tools/{tool_id}"), None).await;
+    assert_eq!(status, 200, "still there for its own project");
+    let res = s
+        .app
+        .http
+        .post(s.app.url(&format!("/tools/{tool_id}/mcp")))
+        .header("x-api-key", &other.api_key)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn stored_tool_items_hold_no_token_verifier_or_secret() {
+    let s = setup().await;
+    let tool_id = s.register().await;
+    let (status, init) = s
+        .app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            Some(&s.project.api_key),
+            Some(json!({"redirect_uri": REDIRECT})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let loc = s
+        .app
+        .approve_in_browser(init["authorization_url"].as_str().unwrap(), "x@example.com")
+        .await;
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
+    // While the flow is in flight the state item holds the verifier sealed: the raw item must not
+    // contain the state either (only its hash keys it).
+    let raw = format!("{:?}", s.app.all_items().await);
+    assert!(!raw.contains(init["state"].as_str().unwrap()));
+    let (status, _) = s
+        .complete(
+            &tool_id,
+            json!({"code": q["code"], "state": q["state"], "project_key": s.project.api_key}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let conn = tool_tokens(&s, &tool_id).await.unwrap();
+    let tokens = latchkey::vault::open_tokens(&s.app.server.state, &conn.context(), &conn.sealed_tokens)
+        .await
+        .unwrap();
+    let raw = format!("{:?}", s.app.all_items().await);
+    assert!(!raw.contains(&tokens.access_token));
+    assert!(!raw.contains(tokens.refresh_token.as_deref().unwrap()));
+    assert!(!raw.contains(&q["code"]));
+}

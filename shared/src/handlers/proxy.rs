@@ -218,7 +218,7 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
             refreshed = true;
             continue;
         }
-        return relay(res, &[]).await;
+        return relay(res, &[], None).await;
     }
 }
 
@@ -235,7 +235,15 @@ fn is_textual(content_type: &str) -> bool {
 
 /// The upstream response as ours: status, the allow-listed headers (plus `extra`), the body up to
 /// `MAX_PROXY_BODY`.
-pub(crate) async fn relay(mut res: reqwest::Response, extra: &[&'static str]) -> Result<Response<Body>, VaultError> {
+///
+/// With `sse_window`, an event stream is read for at most that long and returned with the events
+/// complete so far (the stream's end, to the client: it reconnects with `Last-Event-ID`), since a
+/// buffered Lambda response cannot stay open.
+pub(crate) async fn relay(
+    mut res: reqwest::Response,
+    extra: &[&'static str],
+    sse_window: Option<std::time::Duration>,
+) -> Result<Response<Body>, VaultError> {
     let status = res.status();
     let mut headers = HeaderMap::new();
     for name in RETURNED_RESPONSE_HEADERS.iter().chain(extra) {
@@ -251,9 +259,28 @@ pub(crate) async fn relay(mut res: reqwest::Response, extra: &[&'static str]) ->
     if res.content_length().is_some_and(|n| n as usize > MAX_PROXY_BODY) {
         return Err(too_large());
     }
+    let is_stream = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    let deadline = sse_window
+        .filter(|_| is_stream)
+        .map(|w| tokio::time::Instant::now() + w);
     let mut body = Vec::new();
     loop {
-        match res.chunk().await {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, res.chunk()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // Window over: keep only complete events.
+                    let end = body.windows(2).rposition(|w| w == b"\n\n").map_or(0, |i| i + 2);
+                    body.truncate(end);
+                    break;
+                }
+            },
+            None => res.chunk().await,
+        };
+        match next {
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_PROXY_BODY {

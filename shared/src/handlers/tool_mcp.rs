@@ -1,7 +1,8 @@
 //! `POST`/`GET`/`DELETE /tools/{tool_id}/mcp`: MCP Streamable HTTP forwarded to the tool's server
 //! with its bearer token. The JSON-RPC body and the `Mcp-Session-Id`, `MCP-Protocol-Version`,
 //! `Accept`, `Content-Type` and `Last-Event-ID` headers go through; the response (JSON or
-//! `text/event-stream`, read whole) comes back with `Mcp-Session-Id`. An expired token, or one 401
+//! `text/event-stream`, read whole; a GET's long-lived stream for a window a little shorter than the
+//! time limit, then ended so the client reconnects) comes back with `Mcp-Session-Id`. An expired token, or one 401
 //! from the server, refreshes (single-flight) and retries once; a 403 `insufficient_scope` comes back
 //! as is with its `WWW-Authenticate`, so the app can initiate again with more scopes.
 //!
@@ -82,6 +83,11 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
     precheck(&target, state.config.allow_loopback_outbound)
         .map_err(|e| vault_to_tool(refresh::upstream_failure(&e)))?;
     let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
+    // A GET opens the server's event stream: relay what arrives within a window shorter than the
+    // request's time limit, then end the response (the client reconnects with Last-Event-ID).
+    let sse_window = (*req.method() == Method::GET).then(|| {
+        std::time::Duration::from_secs((state.config.upstream_timeout_seconds as u64).saturating_sub(3).max(1))
+    });
     let Some(mut conn) = items[2]
         .as_ref()
         .map(Connection::from_item)
@@ -103,7 +109,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .send()
             .await
             .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
-        return crate::handlers::proxy::relay(res, &["mcp-session-id"])
+        return crate::handlers::proxy::relay(res, &["mcp-session-id"], sse_window)
             .await
             .map_err(vault_to_tool);
     };
@@ -146,7 +152,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             refreshed = true;
             continue;
         }
-        return crate::handlers::proxy::relay(res, &["mcp-session-id"])
+        return crate::handlers::proxy::relay(res, &["mcp-session-id"], sse_window)
             .await
             .map_err(vault_to_tool);
     }

@@ -25,6 +25,13 @@ pub struct McpState {
     pub admin_scope: String,
     /// Answer with `text/event-stream` when the client accepts it.
     pub sse: bool,
+    /// GET opens an event stream that sends one event and stays open.
+    pub sse_get: bool,
+    /// Answer the next authenticated request 401 even though its token is valid (the server
+    /// revoked it early).
+    pub reject_next: bool,
+    /// Requests by method.
+    pub deletes: u64,
     /// Last `Mcp-Session-Id` and `MCP-Protocol-Version` headers seen.
     pub last_session: Option<String>,
     pub last_protocol: Option<String>,
@@ -127,10 +134,27 @@ async fn mcp(
     if info["active"] != true {
         return unauthorized();
     }
+    {
+        let mut st = s.lock().unwrap();
+        if st.reject_next {
+            st.reject_next = false;
+            drop(st);
+            return unauthorized();
+        }
+    }
     if method == axum::http::Method::GET {
+        if s.lock().unwrap().sse_get {
+            let body = axum::body::Body::new(OpenStream {
+                first: Some(axum::body::Bytes::from_static(
+                    b"id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n",
+                )),
+            });
+            return ([("content-type", "text/event-stream")], body).into_response();
+        }
         return (StatusCode::METHOD_NOT_ALLOWED, "no SSE stream here").into_response();
     }
     if method == axum::http::Method::DELETE {
+        s.lock().unwrap().deletes += 1;
         return StatusCode::OK.into_response();
     }
     let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
@@ -182,4 +206,24 @@ async fn mcp(
             .insert("mcp-session-id", "session-123".parse().unwrap());
     }
     res
+}
+
+/// An event stream that sends one event and then stays open.
+struct OpenStream {
+    first: Option<axum::body::Bytes>,
+}
+
+impl http_body::Body for OpenStream {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.first.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
 }
