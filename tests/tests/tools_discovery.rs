@@ -323,3 +323,98 @@ async fn the_production_policy_refuses_loopback_servers_and_names_resolving_to_l
     assert!(docs.seen().is_empty(), "no connection reached the server");
     assert_eq!(tool_count(&app).await, 0);
 }
+
+#[tokio::test]
+async fn operator_credentials_are_used_as_given_and_stored_sealed() {
+    let (app, key, docs, base) = setup().await;
+    docs.raw("/mcp", 401, &[], vec![]);
+    docs.json(
+        "/.well-known/oauth-protected-resource/mcp",
+        json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}),
+    );
+    let mut meta = as_metadata(&base, &base);
+    meta.as_object_mut().unwrap().remove("registration_endpoint");
+    meta["token_endpoint_auth_methods_supported"] = json!(["client_secret_basic"]);
+    meta["client_id_metadata_document_supported"] = json!(true);
+    docs.json("/.well-known/oauth-authorization-server", meta);
+    let (status, body) = app
+        .vault(
+            "POST",
+            "/tools",
+            Some(&key),
+            Some(json!({"name": "T", "server_url": format!("{base}/mcp"), "client_id": "operator-client", "client_secret": "operator-secret-value"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["tool"]["client_registration"], "preregistered");
+    assert_eq!(body["tool"]["client_id"], "operator-client");
+    assert_eq!(body["tool"]["token_endpoint_auth_method"], "client_secret_basic");
+    assert!(!docs.seen().iter().any(|p| p.contains("register")), "no registration");
+    assert!(!format!("{:?}", app.all_items().await).contains("operator-secret-value"));
+    assert!(!body.to_string().contains("operator-secret-value"));
+}
+
+#[tokio::test]
+async fn complete_oauth_is_401_when_the_authorization_server_refuses_the_client() {
+    let (app, key, docs, base) = setup().await;
+    docs.raw("/mcp", 401, &[], vec![]);
+    docs.json(
+        "/.well-known/oauth-protected-resource/mcp",
+        json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}),
+    );
+    docs.json("/.well-known/oauth-authorization-server", as_metadata(&base, &base));
+    docs.raw(
+        "/oauth/token",
+        401,
+        &[("content-type", "application/json")],
+        br#"{"error":"invalid_client"}"#.to_vec(),
+    );
+    let (status, body) = register(&app, &key, &format!("{base}/mcp")).await;
+    assert_eq!(status, 201, "{body}");
+    let tool_id = body["item_id"].as_str().unwrap().to_string();
+    let (status, init) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/initiate-oauth"),
+            Some(&key),
+            Some(json!({"redirect_uri": "http://127.0.0.1:7777/cb"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{init}");
+    let before = app.calls();
+    let (status, body) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/complete-oauth"),
+            Some(&key),
+            Some(json!({"code": "some-code", "state": init["state"]})),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("invalid_client"), "{body}");
+    let after = app.calls();
+    assert!(
+        after.0 - before.0 <= 3,
+        "complete-oauth: {} round trips",
+        after.0 - before.0
+    );
+    assert!(docs.seen().contains(&"/oauth/token".to_string()));
+    // The state is spent and nothing was stored.
+    let (status, _) = app
+        .vault(
+            "POST",
+            &format!("/tools/{tool_id}/complete-oauth"),
+            Some(&key),
+            Some(json!({"code": "some-code", "state": init["state"]})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let tokens = app
+        .server
+        .state
+        .store
+        .get_connection_at(&latchkey::store::vault::tool_tokens_key(&tool_id), 0)
+        .await
+        .unwrap();
+    assert!(tokens.is_none());
+}

@@ -251,6 +251,10 @@ async fn proxy_forwards_method_query_and_body_and_filters_headers() {
         .header("authorization", "Bearer caller-token")
         .header("x-forwarded-for", "198.51.100.7")
         .header("x-latchkey-debug", "1")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("upgrade", "websocket")
+        .header("forwarded", "for=198.51.100.7")
         .body(r#"{"hello":"world"}"#)
         .send()
         .await
@@ -349,16 +353,23 @@ async fn a_401_from_the_provider_refreshes_once_and_retries() {
     let (status, _, body) = app.proxy("GET", "google/me", &project.api_key, "user-1").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(fake.refreshes(), 1);
-    // A 401 that persists after the refresh is the provider's answer, passed through once.
-    let res = app
-        .http
-        .get(app.url("/v1/proxy/google/me"))
-        .header("x-api-key", &project.api_key)
-        .header("x-user-id", "user-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    // A 401 that persists after the refresh is the provider's answer: passed through, after
+    // exactly one refresh and one retry.
+    fake.set(|b| b.reject_api = true);
+    let calls_before = fake.state.lock().unwrap().api_calls;
+    let (status, headers, body) = app.proxy("GET", "google/me", &project.api_key, "user-1").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        headers.get("x-latchkey-error").is_none(),
+        "the provider's 401, not latchkey's"
+    );
+    assert_eq!(headers["www-authenticate"], "Bearer error=\"invalid_token\"");
+    assert_eq!(fake.refreshes(), 2);
+    assert_eq!(
+        fake.state.lock().unwrap().api_calls - calls_before,
+        2,
+        "the call and one retry"
+    );
 }
 
 #[tokio::test]

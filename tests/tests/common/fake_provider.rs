@@ -35,6 +35,8 @@ pub struct Behaviour {
     pub basic_auth: bool,
     /// Scope reported in token responses (None: omitted).
     pub scope: Option<String>,
+    /// API routes answer 401 whatever the token.
+    pub reject_api: bool,
 }
 
 impl Default for Behaviour {
@@ -46,6 +48,7 @@ impl Default for Behaviour {
             refresh_delay: Duration::from_millis(0),
             basic_auth: false,
             scope: Some("openid email".into()),
+            reject_api: false,
         }
     }
 }
@@ -291,6 +294,9 @@ async fn revoke(
 }
 
 fn bearer_user(st: &FakeState, headers: &HeaderMap) -> Option<String> {
+    if st.behaviour.reject_api {
+        return None;
+    }
     let t = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
     st.access.get(t).cloned()
 }
