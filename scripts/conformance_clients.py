@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Run the official MCP conformance suite's `auth/*` CLIENT scenarios with latchkey as the client.
 
-Starts `latchkey serve` (fresh data dir, one project), then for every scenario of the 2025-03-26,
-2025-11-25 and 2026-07-28 revisions (and the client-credentials-free extensions it can play) runs
+Starts `latchkey serve` (fresh data dir, one project), then for every `auth/*` scenario of the
+2025-03-26, 2025-11-25 and 2026-07-28 revisions runs
 `conformance client --command "python3 tests/conformance/tool_client.py" --scenario S --spec-version V`
 with `--expected-failures tests/conformance/client-expected-failures.yml`, four at a time. Each
 scenario starts its own MCP server and authorization server on localhost; the adapter registers the
 server as a latchkey tool, authorizes and calls it through latchkey.
 
 Prints one line per scenario and a total; exits non-zero on an unexpected failure or a stale
-baseline entry. Usage: conformance_clients.py <latchkey binary> <node binary> <conformance dist/index.js>
+baseline entry. The `[extension]` scenarios (client credentials, enterprise-managed authorization,
+DPoP, workload identity) are not run: latchkey's tools API has no grant for them. Usage: conformance_clients.py <latchkey binary> <node binary> <conformance dist/index.js>
 """
 import concurrent.futures
 import json
