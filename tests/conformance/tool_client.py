@@ -166,6 +166,10 @@ class Tool:
                 if self.authorizations >= 3:
                     raise SystemExit("giving up after 3 authorizations")
                 scopes = challenge.get("scope", "").split() or None
+                if self.authorizations:
+                    # Authorized, and the server still says 401 (and latchkey had no refresh
+                    # token to try): it may have moved to another authorization server.
+                    self.register()
                 self.authorize(scopes)
                 continue
             if status == 403 and challenge.get("error") == "insufficient_scope":

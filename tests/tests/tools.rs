@@ -466,6 +466,11 @@ async fn complete_oauth_refuses_bad_states_codes_tools_and_keys_in_the_reference
         .await;
     assert_eq!((status, body), (422, csrf_error()));
     assert!(tool_tokens(&s, &other_tool).await.is_none());
+    // Presenting it to the wrong tool did not spend it: its own tool completes with it.
+    let (status, body) = s
+        .complete(&other_tool, json!({"code": code3, "state": st3, "project_key": key}))
+        .await;
+    assert_eq!(status, 200, "{body}");
 
     // An expired state (10 minutes).
     let (code4, st4) = s.authorize(&tool_id, None).await;

@@ -1020,3 +1020,56 @@ async fn the_production_policy_refuses_providers_on_loopback() {
     assert!(got.1["error"]["message"].as_str().unwrap().contains("loopback"));
     assert_eq!(fake.state.lock().unwrap().code_exchanges, 0);
 }
+
+#[tokio::test]
+async fn any_session_user_id_can_be_named_in_x_user_id_percent_encoded() {
+    let (app, _fake, project) = setup().await;
+    let user = "ユーザー 1/#%";
+    connected(&app, &project, user).await;
+    let encoded: String = url::form_urlencoded::byte_serialize(user.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    let (status, _, body) = app.proxy("GET", "google/me", &project.api_key, &encoded).await;
+    assert_eq!(status, 200, "{body}");
+    let path = format!("/v1/identity/users/{encoded}/connections");
+    let (status, list) = app.vault("GET", &path, Some(&project.api_key), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["user_id"], user);
+    assert_eq!(list["connections"].as_array().unwrap().len(), 1);
+    // Edge whitespace is refused when the session is created.
+    let got = app
+        .vault(
+            "POST",
+            "/v1/identity/sessions",
+            Some(&project.api_key),
+            Some(json!({"user_id": " padded", "provider": "google"})),
+        )
+        .await;
+    assert_vault_error(&got, 400, "invalid_request");
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_the_providers_401_is_passed_through_and_the_connection_kept() {
+    let (app, fake, project) = setup().await;
+    fake.set(|b| {
+        b.no_refresh_token = true;
+        b.expires_in = None;
+    });
+    connected(&app, &project, "u").await;
+    fake.set(|b| b.reject_api = true);
+    let (status, headers, body) = app.proxy("GET", "google/me", &project.api_key, "u").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.get("x-latchkey-error").is_none(), "the provider's answer");
+    assert_eq!(headers["www-authenticate"], "Bearer error=\"invalid_token\"");
+    assert_eq!(fake.refreshes(), 0);
+    let (_, list) = app
+        .vault("GET", "/v1/identity/users/u/connections", Some(&project.api_key), None)
+        .await;
+    assert_eq!(
+        list["connections"][0]["status"], "active",
+        "one 401 does not end the connection"
+    );
+    fake.set(|b| b.reject_api = false);
+    let (status, _, _) = app.proxy("GET", "google/me", &project.api_key, "u").await;
+    assert_eq!(status, 200);
+}

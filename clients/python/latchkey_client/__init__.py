@@ -234,7 +234,8 @@ class Latchkey:
             hdrs["Content-Type"] = "application/octet-stream"
         if api_host:
             hdrs["X-Latchkey-Api-Host"] = api_host
-        hdrs["X-User-Id"] = uid
+        # latchkey percent-decodes X-User-Id, so any user id (non-ASCII, or with "%") survives.
+        hdrs["X-User-Id"] = urllib.parse.quote(uid, safe="")
 
         status, rheaders, content = self._send(method.upper(), url, body, hdrs)
         if _is_latchkey_error(status, rheaders, content):

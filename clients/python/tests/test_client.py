@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import unittest
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -254,7 +255,9 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(resp.json()["echo_path"], r["path"])
         self.assertIn("echo_path", resp.text)
         self.assertEqual(r["headers"]["x-api-key"], API_KEY)
-        self.assertEqual(r["headers"]["x-user-id"], WEIRD_USER)
+        # Percent-encoded: latchkey decodes X-User-Id, so any user id survives a header.
+        self.assertEqual(urllib.parse.unquote(r["headers"]["x-user-id"]), WEIRD_USER)
+        self.assertEqual(r["headers"]["x-user-id"], "ann%20smith%2Fdev%231")
         self.assertEqual(r["headers"]["x-extra"], "1")
         self.assertEqual(r["headers"]["x-latchkey-api-host"], "www.googleapis.com")
         self.assertEqual(r["body"], b"")

@@ -184,7 +184,10 @@ async fn keep_as_connection(state: &AppState, tokens: &UpstreamTokens, sub: &str
         email: email.map(str::to_string),
         status: "active".into(),
         sealed_tokens: sealed,
-        expires_at: tokens.expires_in.filter(|e| *e > 0).map(|e| now + e),
+        expires_at: tokens
+            .expires_in
+            .filter(|e| *e > 0)
+            .map(|e| now.saturating_add(e.min(crate::vault::upstream::MAX_EXPIRES_IN))),
         api_base_url: None,
         version: 0,
         refresh_lock: None,

@@ -100,10 +100,14 @@ fn user_id(req: &Request) -> Result<String, VaultError> {
     let (Some(v), None) = (values.next(), values.next()) else {
         return Err(bad("send the user's id in one X-User-Id header"));
     };
-    let id = v
+    // Percent-encoded UTF-8, so every user id a session accepts can be named here.
+    let raw = v
         .to_str()
-        .map_err(|_| bad("X-User-Id must be visible ASCII"))?
-        .to_string();
+        .map_err(|_| bad("X-User-Id must be ASCII; percent-encode other characters"))?;
+    let id = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| bad("X-User-Id must be percent-encoded UTF-8"))?
+        .into_owned();
     vault::check_user_id(&id)?;
     Ok(id)
 }
@@ -187,7 +191,9 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
     let ctx = vault::connection_context(&conn.project_id, &conn.user_id, &conn.provider);
     let mut tokens = vault::open_tokens(state, &ctx, &conn.sealed_tokens).await?;
     let mut refreshed = false;
-    if needs_refresh(&conn, now) {
+    // Without a refresh token there is nothing to refresh with: the provider's own answer (a 401
+    // and its WWW-Authenticate) goes back as it is.
+    if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
         (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens).await?;
         refreshed = true;
     }
@@ -211,7 +217,7 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
             .send()
             .await
             .map_err(|e| upstream_failure(&UpstreamError::from_reqwest(e)))?;
-        if res.status() == StatusCode::UNAUTHORIZED && !refreshed {
+        if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
             // The provider no longer accepts the token (revoked or expired early): refresh once.
             tracing::info!(provider = %provider_name, "vault proxy: provider answered 401; refreshing");
             (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens).await?;

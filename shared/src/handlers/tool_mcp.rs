@@ -124,7 +124,9 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
         .await
         .map_err(vault_to_tool)?;
     let mut refreshed = false;
-    if needs_refresh(&conn, now) {
+    // Without a refresh token there is nothing to refresh with: the provider's own answer (a 401
+    // and its WWW-Authenticate) goes back as it is.
+    if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
         (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens)
             .await
             .map_err(vault_to_tool)?;
@@ -144,7 +146,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .send()
             .await
             .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
-        if res.status() == StatusCode::UNAUTHORIZED && !refreshed {
+        if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
             tracing::info!(tool = %tool_id, "tools: the server answered 401; refreshing");
             (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens)
                 .await

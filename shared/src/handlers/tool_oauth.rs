@@ -181,7 +181,7 @@ async fn complete_flow(state: &AppState, req: &Request) -> Result<Response<Body>
     // Round trip 2: consume the state, whatever happens next.
     let st = state
         .store
-        .take_tool_state(&state_value, now)
+        .take_tool_state(&state_value, &tool.tool_id, &key.project_id, now)
         .await
         .map_err(|e| tools::store_error("consuming a state", e))?
         .ok_or_else(csrf)?;

@@ -15,6 +15,9 @@ use crate::tools::discovery::{self, Discovered};
 use crate::tools::fetch::{self, FetchError};
 use crate::tools::{self, detail, Fields};
 
+/// Most metadata (authorization server + protected resource) kept in a tool's item.
+const MAX_KEPT_METADATA: usize = 100 * 1024;
+
 fn not_allowed(allow: &str) -> ToolError {
     detail(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -166,6 +169,18 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
     let found = discovery::discover(&state.upstream, &server_url, allow)
         .await
         .map_err(discovery_error)?;
+    // Both documents are kept in the tool's item (DynamoDB items hold 400 KB).
+    let kept = Value::Object(found.metadata.clone()).to_string().len()
+        + found
+            .resource_metadata
+            .as_ref()
+            .map_or(0, |m| Value::Object(m.clone()).to_string().len());
+    if kept > MAX_KEPT_METADATA {
+        return Err(detail(
+            StatusCode::BAD_GATEWAY,
+            "The server's metadata documents are larger than 100 KB together; latchkey does not keep them",
+        ));
+    }
     let scopes = match scopes {
         Some(s) => s,
         None => {

@@ -6,6 +6,7 @@
 //! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (a `vault::Connection` with `tool_id`) |
 //! | OAuth state (single use) | `TSTATE#<sha256(state)>` | `TSTATE` |
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
 use super::keys::Key;
@@ -149,9 +150,45 @@ impl Store {
         self.put_new(item, now).await
     }
 
-    /// Consume a state (single use whatever happens next; `None` if unknown, used or expired).
-    pub async fn take_tool_state(&self, state: &str, now: i64) -> Result<Option<ToolState>, StoreError> {
-        Ok(self.take(&tool_state_key(state), now).await?.and_then(|i| {
+    /// Consume a state issued for this tool and project (single use whatever happens next; `None`
+    /// if unknown, used, expired, or another tool's or project's — which stays usable by its owner).
+    pub async fn take_tool_state(
+        &self,
+        state: &str,
+        tool_id: &str,
+        project_id: &str,
+        now: i64,
+    ) -> Result<Option<ToolState>, StoreError> {
+        let res = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(tool_state_key(state).to_map()))
+            .condition_expression("attribute_exists(pk) AND #ttl > :now AND tool_id = :tool AND project_id = :project")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":tool", AttributeValue::S(tool_id.to_string()))
+            .expression_attribute_values(":project", AttributeValue::S(project_id.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        let item = match res {
+            Ok(out) => out.attributes.map(Item::from),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_conditional_check_failed_exception())
+                    .unwrap_or(false) =>
+            {
+                None
+            }
+            Err(e) => {
+                return Err(StoreError::Service(format!(
+                    "DeleteItem: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )))
+            }
+        };
+        Ok(item.and_then(|i| {
             Some(ToolState {
                 tool_id: i.s("tool_id")?.to_string(),
                 project_id: i.s("project_id")?.to_string(),

@@ -27,8 +27,9 @@ pub const API_KEY_PREFIX: &str = "lk_ak_";
 pub const SESSION_TTL: i64 = 300;
 /// How long a finished or expired session stays readable by its status endpoint.
 pub const SESSION_RETENTION: i64 = 7 * 86_400;
-/// How long one refresher holds a connection's refresh lease.
-pub const REFRESH_LEASE: i64 = 15;
+/// How long one refresher holds a connection's refresh lease: longer than the provider call's
+/// 10 s limit plus sealing and the write.
+pub const REFRESH_LEASE: i64 = 20;
 
 pub fn project_key(project_id: &str) -> Key {
     Key {
@@ -622,7 +623,7 @@ impl Store {
             (":zero".to_string(), n(0)),
             (":one".to_string(), n(1)),
         ]);
-        let mut remove = vec!["refresh_lock"];
+        let mut remove = vec!["refresh_lock", "refresh_owner"];
         for (attr, assign, placeholder, value) in [
             (
                 "account_id",
@@ -782,25 +783,32 @@ impl Store {
     }
 
     /// Take the refresh lease on a connection at `conn.version`: only one caller wins while the
-    /// lease lasts; the others wait for the version to move.
-    pub async fn claim_refresh(&self, conn: &Connection, now: i64) -> Result<bool, StoreError> {
-        self.update_connection(
-            conn,
-            "SET refresh_lock = :until",
-            "version = :v AND #status = :active AND (attribute_not_exists(refresh_lock) OR refresh_lock < :now)",
-            vec![
-                (":until", n(now + REFRESH_LEASE)),
-                (":now", n(now)),
-                (":active", s("active")),
-            ],
-        )
-        .await
+    /// lease lasts; the others wait for the version to move. The winner gets the lease's owner
+    /// value, which its later writes must present (a caller whose lease expired cannot clobber
+    /// the next holder's).
+    pub async fn claim_refresh(&self, conn: &Connection, now: i64) -> Result<Option<String>, StoreError> {
+        let owner = secret::random_token("", 12);
+        let won = self
+            .update_connection(
+                conn,
+                "SET refresh_lock = :until, refresh_owner = :owner",
+                "version = :v AND #status = :active AND (attribute_not_exists(refresh_lock) OR refresh_lock < :now)",
+                vec![
+                    (":until", n(now + REFRESH_LEASE)),
+                    (":now", n(now)),
+                    (":active", s("active")),
+                    (":owner", s(&owner)),
+                ],
+            )
+            .await?;
+        Ok(won.then_some(owner))
     }
 
     /// Write refreshed tokens (the lease holder only); bumps the version and drops the lease.
     pub async fn store_refreshed(
         &self,
         conn: &Connection,
+        owner: &str,
         sealed_tokens: Vec<u8>,
         expires_at: Option<i64>,
         scopes: Option<&[String]>,
@@ -814,8 +822,9 @@ impl Store {
             ),
             (":one", n(1)),
             (":now", n(now)),
+            (":owner", s(owner)),
         ];
-        let mut remove = vec!["refresh_lock"];
+        let mut remove = vec!["refresh_lock", "refresh_owner"];
         match expires_at {
             Some(e) => {
                 set.push("expires_at = :exp");
@@ -828,28 +837,41 @@ impl Store {
             values.push((":scopes", AttributeValue::L(sc.iter().map(|x| s(x)).collect())));
         }
         let expr = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
-        self.update_connection(conn, &expr, "version = :v", values).await
+        self.update_connection(conn, &expr, "version = :v AND refresh_owner = :owner", values)
+            .await
     }
 
-    /// The provider refused the refresh token: the user must connect again.
-    pub async fn mark_reauthorization_required(&self, conn: &Connection, now: i64) -> Result<bool, StoreError> {
+    /// The provider refused the refresh token: the user must connect again. Only the lease holder
+    /// (`owner`) may mark it.
+    pub async fn mark_reauthorization_required(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         self.update_connection(
             conn,
-            "SET #status = :reauth, version = version + :one, updated_at = :now REMOVE refresh_lock",
-            "version = :v",
+            "SET #status = :reauth, version = version + :one, updated_at = :now REMOVE refresh_lock, refresh_owner",
+            "version = :v AND refresh_owner = :owner",
             vec![
                 (":reauth", s("reauthorization_required")),
                 (":one", n(1)),
                 (":now", n(now)),
+                (":owner", s(owner)),
             ],
         )
         .await
     }
 
     /// Give the lease back without changing the tokens (the provider was unreachable).
-    pub async fn release_refresh(&self, conn: &Connection) -> Result<bool, StoreError> {
-        self.update_connection(conn, "REMOVE refresh_lock", "version = :v", vec![])
-            .await
+    pub async fn release_refresh(&self, conn: &Connection, owner: &str) -> Result<bool, StoreError> {
+        self.update_connection(
+            conn,
+            "REMOVE refresh_lock, refresh_owner",
+            "version = :v AND refresh_owner = :owner",
+            vec![(":owner", s(owner))],
+        )
+        .await
     }
 }
 

@@ -281,6 +281,16 @@ pub async fn discover(
             .ok_or_else(|| FetchError::Refused(format!("the authorization server metadata has no {name}")))?;
         fetch::check_url(v, allow_loopback)?;
     }
+    let mut metadata = metadata;
+    // Endpoints latchkey may call later must pass the same checks; drop an unusable optional one
+    // (a client secret and refresh token must never go to it).
+    for name in ["revocation_endpoint", "registration_endpoint"] {
+        if let Some(v) = metadata.get(name).and_then(Value::as_str) {
+            if fetch::check_url(v, allow_loopback).is_err() {
+                metadata.remove(name);
+            }
+        }
+    }
     if let Some(methods) = metadata
         .get("code_challenge_methods_supported")
         .and_then(Value::as_array)

@@ -107,6 +107,13 @@ pub fn check_user_id(user_id: &str) -> Result<(), VaultError> {
             format!("user_id must be 1 to {MAX_USER_ID} bytes"),
         ));
     }
+    if user_id.trim() != user_id {
+        return Err(VaultError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "user_id must not start or end with whitespace",
+        ));
+    }
     if user_id.chars().any(char::is_control) {
         return Err(VaultError::new(
             StatusCode::BAD_REQUEST,
@@ -312,6 +319,8 @@ mod tests {
         assert!(check_user_id(&"x".repeat(256)).is_ok());
         assert!(check_user_id("a\nb").is_err());
         assert!(check_user_id("a\u{0}b").is_err());
+        assert!(check_user_id(" a").is_err());
+        assert!(check_user_id("a ").is_err());
     }
 
     #[test]

@@ -84,11 +84,8 @@ pub async fn refresh(
             return Err(reauthorization_required(&conn.provider));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
-            // Nothing to refresh with: the user must connect again.
-            let now = state.clock.now();
-            if let Err(e) = state.store.mark_reauthorization_required(&conn, now).await {
-                tracing::error!(error = %e, "vault: marking a connection failed");
-            }
+            // Nothing to refresh with. Callers pass the provider's own answer through instead of
+            // calling this; reaching here means the token is past its stated expiry.
             return Err(reauthorization_required(&conn.provider));
         };
         let now = state.clock.now();
@@ -97,7 +94,7 @@ pub async fn refresh(
             .claim_refresh(&conn, now)
             .await
             .map_err(|e| store_error("claiming a refresh", e))?;
-        if claimed {
+        if let Some(owner) = claimed {
             let creds = credentials(state, provider).await?;
             let allow = state.config.allow_loopback_outbound;
             let result = upstream::refresh(&state.upstream, &provider.spec, &creds, &refresh_token, allow).await;
@@ -117,7 +114,7 @@ pub async fn refresh(
                         .map(|s| super::granted_scopes(Some(s), &conn.scopes));
                     let stored = state
                         .store
-                        .store_refreshed(&conn, sealed.clone(), expires_at, scopes.as_deref(), now)
+                        .store_refreshed(&conn, &owner, sealed.clone(), expires_at, scopes.as_deref(), now)
                         .await
                         .map_err(|e| store_error("storing refreshed tokens", e))?;
                     if !stored {
@@ -138,14 +135,14 @@ pub async fn refresh(
                     tracing::info!(provider = %conn.provider, %code, status, "vault: the provider refused the refresh token");
                     state
                         .store
-                        .mark_reauthorization_required(&conn, now)
+                        .mark_reauthorization_required(&conn, &owner, now)
                         .await
                         .map_err(|e| store_error("marking a connection", e))?;
                     Err(reauthorization_required(&conn.provider))
                 }
                 Err(e) => {
                     tracing::warn!(provider = %conn.provider, error = %e, "vault: refresh failed");
-                    if let Err(e) = state.store.release_refresh(&conn).await {
+                    if let Err(e) = state.store.release_refresh(&conn, &owner).await {
                         tracing::error!(error = %e, "vault: releasing a refresh lease failed");
                     }
                     Err(upstream_failure(&e))

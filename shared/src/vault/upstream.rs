@@ -14,6 +14,8 @@ use crate::net::{self, Refused};
 
 /// Time allowed for a token, revocation or account call.
 pub const OAUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest access-token lifetime we believe.
+pub const MAX_EXPIRES_IN: i64 = 10 * 365 * 86_400;
 /// Largest token or account response we read.
 pub const MAX_OAUTH_RESPONSE: usize = 64 * 1024;
 
@@ -221,7 +223,9 @@ async fn token_request(
         Some(Value::String(s)) => s.parse().ok(),
         _ => None,
     }
-    .filter(|n| *n > 0);
+    .filter(|n| *n > 0)
+    // Ten years at most: an absurd value must not overflow `now + expires_in`.
+    .map(|n| n.min(MAX_EXPIRES_IN));
     Ok(TokenSet {
         access_token,
         refresh_token: holder

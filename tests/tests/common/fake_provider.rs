@@ -37,6 +37,8 @@ pub struct Behaviour {
     pub scope: Option<String>,
     /// API routes answer 401 whatever the token.
     pub reject_api: bool,
+    /// The code exchange issues no refresh token (GitHub OAuth apps, Notion, …).
+    pub no_refresh_token: bool,
 }
 
 impl Default for Behaviour {
@@ -49,6 +51,7 @@ impl Default for Behaviour {
             basic_auth: false,
             scope: Some("openid email".into()),
             reject_api: false,
+            no_refresh_token: false,
         }
     }
 }
@@ -250,7 +253,8 @@ async fn token(
                 }
             }
             st.code_exchanges += 1;
-            let body = issue(&mut st, &grant.user, true);
+            let with_refresh = !st.behaviour.no_refresh_token;
+            let body = issue(&mut st, &grant.user, with_refresh);
             Json(body).into_response()
         }
         Some("refresh_token") => {
