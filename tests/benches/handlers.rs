@@ -206,38 +206,7 @@ async fn tool_forwarding_overhead(http: &reqwest::Client) {
     let (rs_id, rs_secret) = app.resource_server(&url).await;
     let _mcp = common::mcp_server::McpServer::serve(listener, &app.url("/oauth/2.1"), &rs_id, &rs_secret).await;
     let project = app.project("bench").await;
-    let redirect = "http://127.0.0.1:7777/callback";
-    let (_, body) = app
-        .vault(
-            "POST",
-            "/tools",
-            Some(&project.api_key),
-            Some(serde_json::json!({"name": "bench", "server_url": url, "redirect_uris": [redirect]})),
-        )
-        .await;
-    let tool_id = body["item_id"].as_str().unwrap().to_string();
-    let (_, init) = app
-        .vault(
-            "POST",
-            &format!("/tools/{tool_id}/initiate-oauth"),
-            Some(&project.api_key),
-            Some(serde_json::json!({"redirect_uri": redirect})),
-        )
-        .await;
-    let loc = app
-        .approve_in_browser(init["authorization_url"].as_str().unwrap(), "bench@example.com")
-        .await;
-    let q: std::collections::HashMap<String, String> =
-        url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
-    let (status, _) = app
-        .vault(
-            "POST",
-            &format!("/tools/{tool_id}/complete-oauth"),
-            Some(&project.api_key),
-            Some(serde_json::json!({"code": q["code"], "state": q["state"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let tool_id = app.connect_tool(&project, &url).await;
     let state = &app.server.state;
     let conn = state
         .store

@@ -199,39 +199,7 @@ async fn tool_forwarding_with_kms_keeps_kms_off_the_hot_path() {
     let (rs_id, rs_secret) = app.resource_server(&url).await;
     let _mcp = McpServer::serve(listener, &app.url("/oauth/2.1"), &rs_id, &rs_secret).await;
     let project = app.project("kms-tools").await;
-    let redirect = "http://127.0.0.1:7777/callback";
-    let (status, body) = app
-        .vault(
-            "POST",
-            "/tools",
-            Some(&project.api_key),
-            Some(serde_json::json!({"name": "k", "server_url": url, "redirect_uris": [redirect]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let tool_id = body["item_id"].as_str().unwrap().to_string();
-    let (_, init) = app
-        .vault(
-            "POST",
-            &format!("/tools/{tool_id}/initiate-oauth"),
-            Some(&project.api_key),
-            Some(serde_json::json!({"redirect_uri": redirect})),
-        )
-        .await;
-    let loc = app
-        .approve_in_browser(init["authorization_url"].as_str().unwrap(), "k@example.com")
-        .await;
-    let q: std::collections::HashMap<String, String> =
-        url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
-    let (status, body) = app
-        .vault(
-            "POST",
-            &format!("/tools/{tool_id}/complete-oauth"),
-            Some(&project.api_key),
-            Some(serde_json::json!({"code": q["code"], "state": q["state"], "iss": q["iss"]})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let tool_id = app.connect_tool(&project, &url).await;
     let call = || async {
         app.http
             .post(app.url(&format!("/tools/{tool_id}/mcp")))

@@ -12,7 +12,7 @@ use crate::http::response;
 use crate::router::path_params;
 use crate::state::AppState;
 use crate::store::vault::{self as vstore, Connection};
-use crate::vault::{self, upstream, PresentedKey};
+use crate::vault::{self, PresentedKey};
 
 const LIST: &str = "/v1/identity/users/{user_id}/connections";
 const ONE: &str = "/v1/identity/users/{user_id}/connections/{provider}";
@@ -125,28 +125,10 @@ async fn delete(
         return Err(not_connected(&provider_name));
     };
     // Revoke upstream first (best effort: a provider outage must not keep a user connected here).
-    let mut revoked = false;
-    if let Ok(provider) = vault::resolve_provider(state, &key.project_id, &provider_name, items[2].as_ref()) {
-        let ctx = vault::connection_context(&conn.project_id, &conn.user_id, &conn.provider);
-        if let (Ok(tokens), Ok(creds)) = (
-            vault::open_tokens(state, &ctx, &conn.sealed_tokens).await,
-            vault::credentials(state, &provider).await,
-        ) {
-            match upstream::revoke(
-                &state.upstream,
-                &provider.spec,
-                &creds,
-                &tokens.access_token,
-                tokens.refresh_token.as_deref(),
-                state.config.allow_loopback_outbound,
-            )
-            .await
-            {
-                Ok(r) => revoked = r,
-                Err(e) => tracing::warn!(provider = %provider_name, error = %e, "vault: upstream revocation failed"),
-            }
-        }
-    }
+    let revoked = match vault::resolve_provider(state, &key.project_id, &provider_name, items[2].as_ref()) {
+        Ok(provider) => vault::revoke_upstream(state, &provider, &conn).await,
+        Err(_) => false,
+    };
     let deleted = state
         .store
         .delete_connection(&key.project_id, &user_id, &provider_name)

@@ -291,7 +291,11 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     res.unwrap_or_else(|e| e.response())
 }
 
-async fn show(state: &AppState, req: &Request) -> Result<Response<Body>, ToolError> {
+/// The project key, the tool (owned by the key's project) and its tokens, in one batch read.
+async fn load(
+    state: &AppState,
+    req: &Request,
+) -> Result<(ToolRecord, Option<crate::store::vault::Connection>), ToolError> {
     let key = tools::presented_key(req, None)?;
     let tool_id = tools::tool_id_from(ONE, req)?;
     let now = state.clock.now();
@@ -310,6 +314,11 @@ async fn show(state: &AppState, req: &Request) -> Result<Response<Body>, ToolErr
         .map(crate::store::vault::Connection::from_item)
         .transpose()
         .map_err(|e| tools::store_error("reading tool tokens", e))?;
+    Ok((tool, tokens))
+}
+
+async fn show(state: &AppState, req: &Request) -> Result<Response<Body>, ToolError> {
+    let (tool, tokens) = load(state, req).await?;
     Ok(response::json(
         StatusCode::OK,
         &tools::tool_json(&tool, tokens.as_ref()),
@@ -317,44 +326,12 @@ async fn show(state: &AppState, req: &Request) -> Result<Response<Body>, ToolErr
 }
 
 async fn delete(state: &AppState, req: &Request) -> Result<Response<Body>, ToolError> {
-    let key = tools::presented_key(req, None)?;
-    let tool_id = tools::tool_id_from(ONE, req)?;
+    let (tool, tokens) = load(state, req).await?;
+    let tool_id = tool.tool_id.clone();
     let now = state.clock.now();
-    let items = state
-        .store
-        .get_many(
-            &[key.store_key(), tstore::tool_key(&tool_id), tool_tokens_key(&tool_id)],
-            now,
-        )
-        .await
-        .map_err(|e| tools::store_error("reading a tool", e))?;
-    tools::verify_key(&key, items[0].as_ref())?;
-    let tool = tools::owned_tool(&key, items[1].as_ref())?;
     // Revoke at the authorization server where it has an endpoint (best effort).
-    if let Some(conn) = items[2]
-        .as_ref()
-        .and_then(|i| crate::store::vault::Connection::from_item(i).ok())
-    {
-        let provider = tools::as_provider(&tool);
-        if provider.spec.revoke.is_some() {
-            if let (Ok(tokens), Ok(creds)) = (
-                crate::vault::open_tokens(state, &conn.context(), &conn.sealed_tokens).await,
-                crate::vault::credentials(state, &provider).await,
-            ) {
-                if let Err(e) = crate::vault::upstream::revoke(
-                    &state.upstream,
-                    &provider.spec,
-                    &creds,
-                    &tokens.access_token,
-                    tokens.refresh_token.as_deref(),
-                    state.config.allow_loopback_outbound,
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "tools: revocation at the authorization server failed");
-                }
-            }
-        }
+    if let Some(conn) = &tokens {
+        crate::vault::revoke_upstream(state, &tools::as_provider(&tool), conn).await;
     }
     state
         .store

@@ -280,6 +280,41 @@ pub async fn open_tokens(state: &AppState, ctx: &EncryptionContext, sealed: &[u8
     serde_json::from_slice(&plain).map_err(|_| internal())
 }
 
+/// Revoke a connection's (or a tool's) tokens at the provider, where it documents how. Best
+/// effort: `true` when the provider confirmed; failures are logged (a provider outage must not keep
+/// anyone connected here).
+pub async fn revoke_upstream(
+    state: &AppState,
+    provider: &ResolvedProvider,
+    conn: &crate::store::vault::Connection,
+) -> bool {
+    if provider.spec.revoke.is_none() {
+        return false;
+    }
+    let (Ok(tokens), Ok(creds)) = (
+        open_tokens(state, &conn.context(), &conn.sealed_tokens).await,
+        credentials(state, provider).await,
+    ) else {
+        return false;
+    };
+    match upstream::revoke(
+        &state.upstream,
+        &provider.spec,
+        &creds,
+        &tokens.access_token,
+        tokens.refresh_token.as_deref(),
+        state.config.allow_loopback_outbound,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(provider = %provider.config.provider, error = %e, "revocation at the provider failed");
+            false
+        }
+    }
+}
+
 /// Scopes granted: what the provider reported (split on space or comma), else what we asked for.
 pub fn granted_scopes(reported: Option<&str>, requested: &[String]) -> Vec<String> {
     match reported {

@@ -408,3 +408,45 @@ impl TestApp {
         panic!("the browser flow did not end at the client's redirect URI");
     }
 }
+
+impl TestApp {
+    /// Register `server_url` as a tool of `project`, authorize it in the browser at latchkey's own
+    /// authorization server and complete: the tool id.
+    pub async fn connect_tool(&self, project: &Project, server_url: &str) -> String {
+        let redirect = "http://127.0.0.1:7777/callback";
+        let (status, body) = self
+            .vault(
+                "POST",
+                "/tools",
+                Some(&project.api_key),
+                Some(serde_json::json!({"name": "tool", "server_url": server_url, "redirect_uris": [redirect]})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let tool_id = body["item_id"].as_str().unwrap().to_string();
+        let (status, init) = self
+            .vault(
+                "POST",
+                &format!("/tools/{tool_id}/initiate-oauth"),
+                Some(&project.api_key),
+                Some(serde_json::json!({"redirect_uri": redirect})),
+            )
+            .await;
+        assert_eq!(status, 200, "{init}");
+        let loc = self
+            .approve_in_browser(init["authorization_url"].as_str().unwrap(), "tool-user@example.com")
+            .await;
+        let q: std::collections::HashMap<String, String> =
+            url::Url::parse(&loc).unwrap().query_pairs().into_owned().collect();
+        let (status, body) = self
+            .vault(
+                "POST",
+                &format!("/tools/{tool_id}/complete-oauth"),
+                Some(&project.api_key),
+                Some(serde_json::json!({"code": q["code"], "state": q["state"], "iss": q["iss"]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        tool_id
+    }
+}
