@@ -26,6 +26,8 @@ type Canned = (u16, Vec<(String, String)>, Vec<u8>);
 struct Docs {
     routes: Arc<Mutex<HashMap<String, Canned>>>,
     seen: Arc<Mutex<Vec<String>>>,
+    /// Paths that answer only after 12 seconds.
+    slow: Arc<Mutex<Vec<String>>>,
 }
 
 impl Docs {
@@ -69,6 +71,9 @@ impl Docs {
 
 async fn serve(State(d): State<Docs>, uri: Uri) -> Response {
     d.seen.lock().unwrap().push(uri.path().to_string());
+    if d.slow.lock().unwrap().iter().any(|p| p == uri.path()) {
+        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    }
     match d.routes.lock().unwrap().get(uri.path()) {
         Some((status, headers, body)) => {
             let mut res = (StatusCode::from_u16(*status).unwrap(), body.clone()).into_response();
@@ -417,4 +422,27 @@ async fn complete_oauth_is_401_when_the_authorization_server_refuses_the_client(
         .await
         .unwrap();
     assert!(tokens.is_none());
+}
+
+#[tokio::test]
+async fn a_discovery_document_slower_than_ten_seconds_is_given_up() {
+    let (app, key, docs, base) = setup().await;
+    docs.raw("/mcp", 401, &[], vec![]);
+    docs.json(
+        "/.well-known/oauth-protected-resource/mcp",
+        json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}),
+    );
+    docs.slow
+        .lock()
+        .unwrap()
+        .push("/.well-known/oauth-protected-resource/mcp".into());
+    let started = std::time::Instant::now();
+    let (status, body) = register(&app, &key, &format!("{base}/mcp")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("did not answer within 10 s"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(12));
+    assert_eq!(tool_count(&app).await, 0);
 }
