@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, CancellationReason, DeleteRequest, KeysAndAttributes, TransactWriteItem, Update, WriteRequest,
 };
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -183,26 +183,7 @@ pub enum WriteRefused {
     GrantRevoked,
 }
 
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn build_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Service(format!("building request: {e}"))
-}
-
-fn put_item(store: &Store, item: Item) -> Result<TransactWriteItem, StoreError> {
-    let put = Put::builder()
-        .table_name(store.table())
-        .set_item(Some(item.into_map()))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()
-        .map_err(build_err)?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
+use super::{build_err, n, put_new_item as put_item, s};
 
 /// The grant must be active; its expiry slides to outlive the newest refresh token.
 fn grant_active_touch(store: &Store, grant_id: &str, grant_ttl: i64) -> Result<TransactWriteItem, StoreError> {

@@ -50,6 +50,34 @@ where
     StoreError::Service(format!("{op}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
 }
 
+/// A string attribute value.
+pub(crate) fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+/// A number attribute value.
+pub(crate) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Service(format!("building request: {e}"))
+}
+
+/// A transaction item that puts `item`, which must not exist yet.
+pub(crate) fn put_new_item(
+    store: &Store,
+    item: Item,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(store.table())
+        .set_item(Some(item.into_map()))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(build_err)?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build())
+}
+
 /// The repository: a DynamoDB client and the table name.
 #[derive(Clone, Debug)]
 pub struct Store {

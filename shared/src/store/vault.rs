@@ -14,11 +14,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 
 use super::keys::Key;
-use super::{Item, Store, StoreError, TTL_ATTR};
+use super::{build_err, n, put_new_item, s, Item, Store, StoreError, TTL_ATTR};
 use crate::crypto::secret;
 
 /// Prefix of API keys: `lk_ak_<project_id>.<secret>`.
@@ -364,15 +364,6 @@ impl Connection {
     }
 }
 
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-fn build_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Service(format!("building request: {e}"))
-}
 fn is_condition_failed<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
@@ -381,16 +372,6 @@ where
         .and_then(|s| s.code())
         .map(|c| c == "ConditionalCheckFailedException")
         .unwrap_or(false)
-}
-
-fn put_new(store: &Store, item: Item) -> Result<TransactWriteItem, StoreError> {
-    let put = Put::builder()
-        .table_name(store.table())
-        .set_item(Some(item.into_map()))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()
-        .map_err(build_err)?;
-    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// Why a vault transaction was refused.
@@ -441,7 +422,7 @@ impl Store {
             .set_s("name", name)
             .set_n("created_at", now);
         let (key_id, key) = new_api_key(&project_id);
-        let mut items = vec![put_new(self, project)?];
+        let mut items = vec![put_new_item(self, project)?];
         items.extend(self.api_key_items(&project_id, &key_id, &key, now)?);
         match self.transact(items).await? {
             Ok(()) => Ok((project_id, key_id, key)),
@@ -466,7 +447,7 @@ impl Store {
             .set_s("project_id", project_id)
             .set_s("key_id", key_id)
             .set_n("created_at", now);
-        Ok(vec![put_new(self, by_id)?, put_new(self, by_hash)?])
+        Ok(vec![put_new_item(self, by_id)?, put_new_item(self, by_hash)?])
     }
 
     /// A new API key for an existing project: (key_id, key). `ConditionFailed` if no such project.
@@ -543,7 +524,10 @@ impl Store {
 
     /// Write a new session and its state in one transaction.
     pub async fn put_session(&self, session: &VaultSession, state: &str, st: &VaultState) -> Result<(), StoreError> {
-        let items = vec![put_new(self, session.to_item())?, put_new(self, st.to_item(state))?];
+        let items = vec![
+            put_new_item(self, session.to_item())?,
+            put_new_item(self, st.to_item(state))?,
+        ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
             Err(_) => Err(StoreError::ConditionFailed),
