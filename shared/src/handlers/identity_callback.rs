@@ -100,7 +100,13 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
             if let Err(e) = state.store.fail_session(&st.session_id, code, &message).await {
                 tracing::error!(error = %e, "vault callback: recording a failure failed");
             }
-            page(StatusCode::BAD_GATEWAY, "Not connected", &message)
+            // The detail (which may name the project and the operator's command) is for the app,
+            // through the session's status; the user sees what happened in general terms.
+            page(
+                StatusCode::BAD_GATEWAY,
+                "Not connected",
+                &format!("The connection could not be completed ({code}). Go back to the app and try again."),
+            )
         }
     }
 }
