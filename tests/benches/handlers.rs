@@ -192,15 +192,73 @@ async fn main() {
         report(name, samples, wall.elapsed());
     }
 
-    proxy_overhead(&server, &http).await;
     server.shutdown().await;
-    tool_forwarding_overhead(&http).await;
+    proxy_overhead().await;
+    tool_forwarding_overhead().await;
+}
+
+/// `n` sequential requests made directly and the same `n` through latchkey: both reported, then
+/// the p50 latchkey adds.
+async fn overhead(
+    label: &str,
+    n: usize,
+    direct: (&str, &dyn Fn() -> reqwest::RequestBuilder),
+    through: (&str, &dyn Fn() -> reqwest::RequestBuilder),
+) {
+    let mut medians = Vec::new();
+    for (name, make) in [direct, through] {
+        let mut samples = Vec::with_capacity(n);
+        let wall = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            let res = make().send().await.unwrap();
+            let ok = res.status().is_success();
+            let _ = res.bytes().await;
+            samples.push(t.elapsed());
+            assert!(ok, "{name}");
+        }
+        let mut sorted = samples.clone();
+        sorted.sort();
+        medians.push(sorted[n / 2]);
+        report(name, samples, wall.elapsed());
+    }
+    println!(
+        "{label:<34} p50 {:>8.1} µs added per call",
+        (medians[1].as_secs_f64() - medians[0].as_secs_f64()) * 1e6
+    );
+}
+
+/// The vault proxy's overhead: the same provider API call made directly with the user's token and
+/// through `/v1/proxy`, both over loopback HTTP against the fake provider.
+async fn proxy_overhead() {
+    let app = common::TestApp::start().await;
+    let fake = fake_provider::FakeProvider::start().await;
+    let project = app.project("bench").await;
+    app.set_provider(&project, "google", Some("google"), fake.overrides())
+        .await;
+    let (_, status, _) = app.connect(&project, "bench-user", "google").await;
+    assert_eq!(status, 200);
+    let token = fake.state.lock().unwrap().access.keys().next().unwrap().clone();
+    let http = reqwest::Client::new();
+    overhead(
+        "proxy overhead",
+        2_000,
+        ("http provider API, direct", &|| {
+            http.get(fake.url("/api/me")).bearer_auth(&token)
+        }),
+        ("http provider API via /v1/proxy", &|| {
+            http.get(app.url("/v1/proxy/google/me"))
+                .header("x-api-key", &project.api_key)
+                .header("x-user-id", "bench-user")
+        }),
+    )
+    .await;
 }
 
 /// The tools' MCP forwarding overhead: `tools/list` sent straight to an OAuth-protected MCP server
 /// with the tool's token, and through `/tools/{id}/mcp`. The server introspects each token at
 /// latchkey in both cases.
-async fn tool_forwarding_overhead(http: &reqwest::Client) {
+async fn tool_forwarding_overhead() {
     let app = common::TestApp::start().await;
     let (listener, url) = common::mcp_server::McpServer::bind().await;
     let (rs_id, rs_secret) = app.resource_server(&url).await;
@@ -219,118 +277,23 @@ async fn tool_forwarding_overhead(http: &reqwest::Client) {
         .unwrap()
         .access_token;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
-    let n = 1_000;
-    let mut medians = Vec::new();
-    for name in ["http MCP tools/list, direct", "http MCP tools/list via /tools/mcp"] {
-        let mut samples = Vec::with_capacity(n);
-        let wall = Instant::now();
-        for _ in 0..n {
-            let t = Instant::now();
-            let req = if name.ends_with("direct") {
-                http.post(&url).bearer_auth(&token)
-            } else {
-                http.post(app.url(&format!("/tools/{tool_id}/mcp")))
-                    .header("x-api-key", &project.api_key)
-            };
-            let res = req
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let ok = res.status().is_success();
-            let _ = res.bytes().await;
-            samples.push(t.elapsed());
-            assert!(ok);
-        }
-        let mut sorted = samples.clone();
-        sorted.sort();
-        medians.push(sorted[n / 2]);
-        report(name, samples, wall.elapsed());
-    }
-    println!(
-        "{:<34} p50 {:>8.1} µs added per call",
+    let http = reqwest::Client::new();
+    let rpc = |req: reqwest::RequestBuilder| {
+        req.header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+    };
+    overhead(
         "tool forwarding overhead",
-        (medians[1].as_secs_f64() - medians[0].as_secs_f64()) * 1e6
-    );
-}
-
-/// The vault proxy's overhead: the same provider API call made directly with the user's token and
-/// through `/v1/proxy`, both over loopback HTTP against the fake provider.
-async fn proxy_overhead(server: &latchkey::local::Embedded, http: &reqwest::Client) {
-    let state = &server.state;
-    let base = server.base_url();
-    let fake = fake_provider::FakeProvider::start().await;
-    let now = state.clock.now();
-    let (project_id, _, api_key) = state.store.create_project("bench", now).await.unwrap();
-    let sealed = state
-        .keyring
-        .as_ref()
-        .unwrap()
-        .encrypt(
-            &latchkey::vault::provider_context(&project_id, "google"),
-            fake_provider::CLIENT_SECRET.as_bytes(),
-        )
-        .await
-        .unwrap();
-    state
-        .store
-        .put_provider(&latchkey::store::vault::ProviderConfig {
-            project_id: project_id.clone(),
-            provider: "google".into(),
-            base: Some("google".into()),
-            overrides: fake.overrides(),
-            client_id: fake_provider::CLIENT_ID.into(),
-            sealed_secret: sealed,
-            updated_at: now,
-        })
-        .await
-        .unwrap();
-    let session: serde_json::Value = http
-        .post(format!("{base}/v1/identity/sessions"))
-        .header("x-api-key", &api_key)
-        .json(&serde_json::json!({"user_id": "bench-user", "provider": "google"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let page = reqwest::get(session["auth_url"].as_str().unwrap()).await.unwrap();
-    assert!(page.status().is_success());
-    let token = fake.state.lock().unwrap().access.keys().next().unwrap().clone();
-
-    let n = 2_000;
-    let mut medians = Vec::new();
-    for name in ["http provider API, direct", "http provider API via /v1/proxy"] {
-        let mut samples = Vec::with_capacity(n);
-        let wall = Instant::now();
-        for _ in 0..n {
-            let t = Instant::now();
-            let res = if name.ends_with("direct") {
-                http.get(fake.url("/api/me")).bearer_auth(&token).send().await.unwrap()
-            } else {
-                http.get(format!("{base}/v1/proxy/google/me"))
-                    .header("x-api-key", &api_key)
-                    .header("x-user-id", "bench-user")
-                    .send()
-                    .await
-                    .unwrap()
-            };
-            let ok = res.status().is_success();
-            let _ = res.bytes().await;
-            samples.push(t.elapsed());
-            assert!(ok);
-        }
-        let mut sorted = samples.clone();
-        sorted.sort();
-        medians.push(sorted[n / 2]);
-        report(name, samples, wall.elapsed());
-    }
-    println!(
-        "{:<34} p50 {:>8.1} µs added per call",
-        "proxy overhead",
-        (medians[1].as_secs_f64() - medians[0].as_secs_f64()) * 1e6
-    );
+        1_000,
+        ("http MCP tools/list, direct", &|| {
+            rpc(http.post(&url).bearer_auth(&token))
+        }),
+        ("http MCP tools/list via /tools/mcp", &|| {
+            rpc(http
+                .post(app.url(&format!("/tools/{tool_id}/mcp")))
+                .header("x-api-key", &project.api_key))
+        }),
+    )
+    .await;
 }

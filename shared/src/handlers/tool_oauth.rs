@@ -185,9 +185,6 @@ async fn complete_flow(state: &AppState, req: &Request) -> Result<Response<Body>
         .await
         .map_err(|e| tools::store_error("consuming a state", e))?
         .ok_or_else(csrf)?;
-    if st.tool_id != tool.tool_id || st.project_id != key.project_id {
-        return Err(csrf());
-    }
     let advertised = tool.metadata.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true));
     match iss.as_deref() {
         Some(i) if i != tool.issuer => {
