@@ -24,6 +24,17 @@ async fn setup() -> (TestApp, FakeProvider, Project) {
     setup_with(&[]).await
 }
 
+/// `POST /v1/identity/sessions` for `user` and Google.
+async fn start_session(app: &TestApp, project: &Project, user: &str) -> (u16, Value) {
+    app.vault(
+        "POST",
+        "/v1/identity/sessions",
+        Some(&project.api_key),
+        Some(json!({"user_id": user, "provider": "google"})),
+    )
+    .await
+}
+
 /// Connect `user` through the whole browser flow and assert it worked.
 async fn connected(app: &TestApp, project: &Project, user: &str) -> String {
     let (session_id, status, page) = app.connect(project, user, "google").await;
@@ -73,14 +84,7 @@ async fn raw_request(app: &TestApp, head: &str, body: &[u8]) -> (u16, String) {
 #[tokio::test]
 async fn session_connect_status_list_and_proxy_over_real_http() {
     let (app, fake, project) = setup().await;
-    let (status, body) = app
-        .vault(
-            "POST",
-            "/v1/identity/sessions",
-            Some(&project.api_key),
-            Some(json!({"user_id": "user-1", "provider": "google"})),
-        )
-        .await;
+    let (status, body) = start_session(&app, &project, "user-1").await;
     assert_eq!(status, 201, "{body}");
     let auth_url = body["auth_url"].as_str().unwrap();
     assert!(auth_url.starts_with(&fake.url("/authorize?")), "{auth_url}");
@@ -647,14 +651,7 @@ async fn malformed_session_requests_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn expired_sessions_report_expired_and_their_callback_is_refused() {
     let (app, fake, project) = setup().await;
-    let (_, body) = app
-        .vault(
-            "POST",
-            "/v1/identity/sessions",
-            Some(&project.api_key),
-            Some(json!({"user_id": "u", "provider": "google"})),
-        )
-        .await;
+    let (_, body) = start_session(&app, &project, "u").await;
     let session_id = body["session_id"].as_str().unwrap();
     app.server.state.clock.advance(301);
     let got = app
@@ -692,14 +689,7 @@ async fn expired_sessions_report_expired_and_their_callback_is_refused() {
 /// Start a session and let the provider approve it, without following the redirect back: the
 /// callback URL the browser would open.
 async fn approved_callback(app: &TestApp, project: &Project, user: &str) -> (String, String) {
-    let (_, body) = app
-        .vault(
-            "POST",
-            "/v1/identity/sessions",
-            Some(&project.api_key),
-            Some(json!({"user_id": user, "provider": "google"})),
-        )
-        .await;
+    let (_, body) = start_session(app, project, user).await;
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -972,14 +962,7 @@ async fn upstream_timeouts_are_504_and_oversized_responses_502() {
 async fn the_production_policy_refuses_providers_on_loopback() {
     let (app, fake, project) = setup_with(&[("LATCHKEY_ALLOW_LOOPBACK_OUTBOUND", "false")]).await;
     // http:// on loopback is not a usable configuration under the production policy.
-    let got = app
-        .vault(
-            "POST",
-            "/v1/identity/sessions",
-            Some(&project.api_key),
-            Some(json!({"user_id": "u", "provider": "google"})),
-        )
-        .await;
+    let got = start_session(&app, &project, "u").await;
     assert_vault_error(&got, 409, "provider_misconfigured");
     // An https provider whose host name resolves to loopback: refused after resolution, before
     // any connection.
@@ -995,14 +978,7 @@ async fn the_production_policy_refuses_providers_on_loopback() {
     o.remove("revoke");
     o.remove("account");
     app.set_provider(&project, "google", Some("google"), o).await;
-    let (_, body) = app
-        .vault(
-            "POST",
-            "/v1/identity/sessions",
-            Some(&project.api_key),
-            Some(json!({"user_id": "u", "provider": "google"})),
-        )
-        .await;
+    let (_, body) = start_session(&app, &project, "u").await;
     let state = query_of(body["auth_url"].as_str().unwrap())["state"].clone();
     let res = reqwest::get(app.url(&format!("/v1/identity/callback?code=c&state={state}")))
         .await
@@ -1037,14 +1013,7 @@ async fn any_session_user_id_can_be_named_in_x_user_id_percent_encoded() {
     assert_eq!(list["user_id"], user);
     assert_eq!(list["connections"].as_array().unwrap().len(), 1);
     // Edge whitespace is refused when the session is created.
-    let got = app
-        .vault(
-            "POST",
-            "/v1/identity/sessions",
-            Some(&project.api_key),
-            Some(json!({"user_id": " padded", "provider": "google"})),
-        )
-        .await;
+    let got = start_session(&app, &project, " padded").await;
     assert_vault_error(&got, 400, "invalid_request");
 }
 
