@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""End-to-end flow against a real `latchkey serve` and an auto-approving fake provider.
+"""End-to-end flow against a real `latchkey serve` and an auto-approving fake provider, with
+either client (the same flow: the blocking client's calls are wrapped to be awaited).
 
 Environment:
   LATCHKEY_URL          base URL of latchkey (required)
   LATCHKEY_API_KEY      lk_ak_... key (required)
+  LATCHKEY_CLIENT       "sync" (Latchkey, default) or "async" (AsyncLatchkey)
   LATCHKEY_PROVIDER     provider name (default "google")
   LATCHKEY_USER_ID      user id (default "py-user-1")
   LATCHKEY_PROXY_PATH   path to GET through the proxy (default "api/me")
+  LATCHKEY_TEST_CONTROL optional: the test's control server; when set, a second user connects,
+                        the provider forgets every token, and the proxy must raise
+                        ReauthorizationRequiredError
 
 Prints "python client flow: OK" and exits 0 on success; exits 1 with a
 message on stderr on any failure.
 """
 
+import asyncio
 import json
 import os
 import sys
@@ -20,7 +26,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from latchkey_client import Latchkey, LatchkeyError  # noqa: E402
+import latchkey_client as lk  # noqa: E402
+from latchkey_client import LatchkeyError  # noqa: E402
 
 
 class FlowFailure(Exception):
@@ -50,7 +57,38 @@ def step(msg):
     print("-- " + msg, flush=True)
 
 
-def run():
+class Awaitable:
+    """The blocking client with awaitable methods, so one flow runs both clients."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*args, **kw):
+            return attr(*args, **kw)
+
+        return call
+
+
+def make_client(base_url, api_key, user_id):
+    if os.environ.get("LATCHKEY_CLIENT", "sync") == "async":
+        return lk.AsyncLatchkey(base_url, api_key, user_id=user_id, timeout=10.0)
+    return Awaitable(lk.Latchkey(base_url, api_key, user_id=user_id, timeout=10.0))
+
+
+def open_in_browser(url):
+    browser = urllib.request.build_opener()  # follows redirects, like a browser
+    with browser.open(url, timeout=10) as resp:
+        page = resp.read().decode("utf-8", errors="replace")
+        check(resp.status == 200, "callback page returned HTTP %s" % resp.status)
+    check("Connected" in page, "callback page does not say 'Connected': %r" % page[:300])
+
+
+async def run():
     base_url = os.environ.get("LATCHKEY_URL")
     api_key = os.environ.get("LATCHKEY_API_KEY")
     check(base_url, "LATCHKEY_URL is not set")
@@ -58,33 +96,39 @@ def run():
     provider = os.environ.get("LATCHKEY_PROVIDER") or "google"
     user_id = os.environ.get("LATCHKEY_USER_ID") or "py-user-1"
     proxy_path = os.environ.get("LATCHKEY_PROXY_PATH") or "api/me"
+    control = os.environ.get("LATCHKEY_TEST_CONTROL")
 
-    lk = Latchkey(base_url, api_key, user_id=user_id, timeout=10.0)
+    lkc = make_client(base_url, api_key, user_id)
 
-    step("create_auth_session(%r, %r)" % (user_id, provider))
-    session = lk.create_auth_session(user_id, provider)
+    step("initialize (no connections yet)")
+    check(await lkc.initialize() == [], "a new user has connections")
+    check(lkc.connections == {}, "connections after initialize: %r" % lkc.connections)
+
+    step("create_auth_session(%r)" % provider)
+    session = await lkc.create_auth_session(provider)
     check(session.get("status") == "pending", "new session status is %r, want 'pending'" % session.get("status"))
+    check(session.get("user_id") == user_id, "session is for %r, want %r" % (session.get("user_id"), user_id))
     check(session.get("session_id"), "session has no session_id: %r" % session)
     check(session.get("auth_url"), "session has no auth_url: %r" % session)
 
     step("open auth_url (following redirects to the callback)")
-    browser = urllib.request.build_opener()  # follows redirects, like a browser
-    with browser.open(session["auth_url"], timeout=10) as resp:
-        page = resp.read().decode("utf-8", errors="replace")
-        check(resp.status == 200, "callback page returned HTTP %s" % resp.status)
-    check("Connected" in page, "callback page does not say 'Connected': %r" % page[:300])
+    open_in_browser(session["auth_url"])
 
     step("wait_for_session")
-    final = lk.wait_for_session(session["session_id"], timeout=10, interval=0.1)
+    final = await lkc.wait_for_session(session["session_id"], timeout=10, interval=0.1)
     check(final.get("status") == "complete", "session ended as %r: %r" % (final.get("status"), final))
 
+    step("initialize")
+    await lkc.initialize()
+    check(list(lkc.connections) == [provider], "connections after initialize: %r" % lkc.connections)
+
     step("proxy_get(%r, %r)" % (provider, proxy_path))
-    resp = lk.proxy_get(provider, proxy_path)
+    resp = await lkc.proxy_get(provider, proxy_path)
     check(resp.status == 200, "proxy returned HTTP %d: %s" % (resp.status, resp.text[:300]))
     print(json.dumps(resp.json(), sort_keys=True), flush=True)
 
     step("list_connections")
-    conns = lk.list_connections()
+    conns = await lkc.list_connections()
     mine = [c for c in conns if c.get("provider") == provider]
     check(len(mine) == 1, "want exactly one %r connection, got %r" % (provider, conns))
     check(mine[0].get("status") == "active", "connection status is %r, want 'active'" % mine[0].get("status"))
@@ -92,31 +136,70 @@ def run():
     check(not leaked, "connection listing exposes token-like keys: %s" % ", ".join(leaked))
 
     step("delete_connection(%r)" % provider)
-    deleted = lk.delete_connection(provider)
+    deleted = await lkc.delete_connection(provider)
     check(deleted.get("deleted") is True, "delete_connection returned %r" % deleted)
 
     step("list_connections after delete")
-    conns = lk.list_connections()
+    conns = await lkc.list_connections()
     check(conns == [], "connections after delete: %r" % conns)
 
-    step("proxy_get after delete must raise not_connected")
+    step("proxy_get after delete must raise NotConnectedError")
     try:
-        resp = lk.proxy_get(provider, proxy_path)
-    except LatchkeyError as e:
+        resp = await lkc.proxy_get(provider, proxy_path)
+    except lk.NotConnectedError as e:
         check(e.code == "not_connected", "proxy after delete raised %s, want code not_connected" % e)
     else:
-        raise FlowFailure(
-            "proxy after delete did not raise; got HTTP %d: %s" % (resp.status, resp.text[:300])
-        )
+        raise FlowFailure("proxy after delete did not raise; got HTTP %d: %s" % (resp.status, resp.text[:300]))
+
+    step("an unknown provider raises NotFoundError")
+    try:
+        await lkc.create_auth_session("no-such-provider")
+    except lk.NotFoundError as e:
+        check(e.code == "unknown_provider", "unknown provider raised %s" % e)
+    else:
+        raise FlowFailure("an unknown provider did not raise")
+
+    step("a wrong API key raises AuthenticationError, without the key")
+    wrong = make_client(base_url, api_key + "x", user_id)
+    try:
+        await wrong.initialize()
+    except lk.AuthenticationError as e:
+        check(e.code == "invalid_api_key", "wrong key raised %s" % e)
+        check(api_key not in str(e) + repr(e), "the key is in the error")
+    else:
+        raise FlowFailure("a wrong API key did not raise")
+
+    if control:
+        step("a refused refresh raises ReauthorizationRequiredError")
+        other = make_client(base_url, api_key, user_id + "-b")
+        s = await other.create_auth_session(provider)
+        open_in_browser(s["auth_url"])
+        check((await other.wait_for_session(s["session_id"], timeout=10, interval=0.1))["status"] == "complete", "second user")
+        urllib.request.urlopen(urllib.request.Request(control + "/provider/forget-tokens", method="POST"), timeout=10).close()
+        try:
+            resp = await other.proxy_get(provider, proxy_path)
+        except lk.ReauthorizationRequiredError as e:
+            check((e.status, e.code) == (401, "reauthorization_required"), "raised %r" % e)
+        else:
+            raise FlowFailure("a refused refresh did not raise; got HTTP %d" % resp.status)
+        conns = await other.list_connections()
+        check(conns[0]["status"] == "reauthorization_required", "connection after refused refresh: %r" % conns)
+
+    if hasattr(lkc, "aclose"):
+        await lkc.aclose()
+        await wrong.aclose()
+        if control:
+            await other.aclose()
 
 
 def main():
     try:
-        run()
+        asyncio.run(run())
     except FlowFailure as e:
         print("python client flow: FAILED: %s" % e, file=sys.stderr)
         return 1
     except LatchkeyError as e:
+        traceback.print_exc()
         print("python client flow: FAILED: unexpected %s" % e, file=sys.stderr)
         return 1
     except Exception as e:  # network errors, bad JSON, ...

@@ -141,7 +141,9 @@ class ClientTests(unittest.TestCase):
     # -------------------------------------------------------------- identity
 
     def test_create_auth_session_sends_json_and_key(self):
-        s = self.lk.create_auth_session(WEIRD_USER, "google", scopes=["a", "b"])
+        # The 0.1 positional form (user_id, provider): still works, with a DeprecationWarning.
+        with self.assertWarns(DeprecationWarning):
+            s = self.lk.create_auth_session(WEIRD_USER, "google", scopes=["a", "b"])
         self.assertEqual(s["status"], "pending")
         self.assertEqual(s["user_id"], WEIRD_USER)
         r = self.last
@@ -154,7 +156,8 @@ class ClientTests(unittest.TestCase):
         )
 
     def test_create_auth_session_omits_scopes_when_none(self):
-        self.lk.create_auth_session("u", "google")
+        with self.assertWarns(DeprecationWarning):
+            self.lk.create_auth_session("u", "google")
         self.assertEqual(json.loads(self.last["body"]), {"user_id": "u", "provider": "google"})
 
     def test_wait_for_session_polls_until_not_pending(self):
@@ -193,7 +196,7 @@ class ClientTests(unittest.TestCase):
             self.lk.delete_connection("github")
         e = cm.exception
         self.assertEqual((e.status, e.code, e.message), (404, "not_connected", "no github connection"))
-        with self.assertRaises(LatchkeyError) as cm:
+        with self.assertRaises(LatchkeyError) as cm, self.assertWarns(DeprecationWarning):
             self.lk.create_auth_session("u", "nope")
         self.assertEqual((cm.exception.status, cm.exception.code), (404, "unknown_provider"))
 
