@@ -137,7 +137,8 @@ async fn register_initiate_complete_and_forward_to_an_oauth_protected_mcp_server
     assert_eq!(tool["client_registration"], "client_metadata_document");
     let cimd_url = s.app.url(&format!("/tools/{tool_id}/client-metadata.json"));
     assert_eq!(tool["client_id"], cimd_url);
-    assert_eq!(tool["scopes"], json!(["openid", "offline_access"]));
+    // No scopes configured: each initiate asks for what the server then declares.
+    assert_eq!(tool["scopes"], json!([]));
     assert_eq!(tool["connection"]["status"], "not_connected");
     let doc: Value = reqwest::get(&cimd_url).await.unwrap().json().await.unwrap();
     assert_eq!(doc["client_id"], cimd_url);
@@ -160,6 +161,8 @@ async fn register_initiate_complete_and_forward_to_an_oauth_protected_mcp_server
     assert!(auth_url.starts_with(&s.app.url("/oauth/2.1/authorize?")));
     assert_eq!(q["resource"], s.mcp.url);
     assert_eq!(q["code_challenge_method"], "S256");
+    // The resource metadata's scopes_supported, offline_access among them (latchkey offers it).
+    assert_eq!(q["scope"], "openid offline_access");
     assert_eq!(q["client_id"], cimd_url);
     assert_eq!(q["state"], init["state"].as_str().unwrap());
     assert!(init["expires_at"].as_str().unwrap().ends_with('Z'));

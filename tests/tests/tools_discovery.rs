@@ -110,6 +110,25 @@ async fn register(app: &TestApp, key: &str, server_url: &str) -> (u16, Value) {
     .await
 }
 
+async fn initiate(app: &TestApp, key: &str, tool_id: &str) -> (u16, Value) {
+    app.vault(
+        "POST",
+        &format!("/tools/{tool_id}/initiate-oauth"),
+        Some(key),
+        Some(json!({"redirect_uri": "http://127.0.0.1:7777/cb"})),
+    )
+    .await
+}
+
+/// The `scope` parameter of an initiate answer's authorization URL.
+fn scope_param(init: &Value) -> Option<String> {
+    url::Url::parse(init["authorization_url"].as_str()?)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+}
+
 async fn tool_count(app: &TestApp) -> usize {
     app.all_items()
         .await
@@ -157,7 +176,11 @@ async fn a_path_issuer_named_by_the_401_challenge() {
     assert_eq!(tool["client_registration"], "dynamic");
     assert_eq!(tool["client_id"], "dcr-client");
     assert_eq!(tool["token_endpoint_auth_method"], "client_secret_post");
-    assert_eq!(tool["scopes"], json!(["read", "write"]), "the challenge's scope");
+    assert_eq!(tool["scopes"], json!([]), "none configured");
+    // Initiate asks for the challenge's scope (the authorization server offers no offline_access).
+    let (status, init) = initiate(&app, &key, tool["tool_id"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{init}");
+    assert_eq!(scope_param(&init), Some("read write".into()));
     // The secret is stored sealed, never shown.
     assert!(!body.to_string().contains("dcr-secret"));
     let raw = format!("{:?}", app.all_items().await);
@@ -176,7 +199,13 @@ async fn a_root_issuer_with_only_openid_configuration_and_well_known_prm() {
     let (status, body) = register(&app, &key, &format!("{base}/mcp")).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["tool"]["authorization_server"], base);
-    assert_eq!(body["tool"]["scopes"], json!(["mcp"]));
+    let (status, init) = initiate(&app, &key, body["item_id"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{init}");
+    assert_eq!(
+        scope_param(&init),
+        Some("mcp".into()),
+        "the resource's scopes_supported"
+    );
     let seen = docs.seen();
     let oauth = seen
         .iter()

@@ -9,17 +9,23 @@
 //! A tool not connected yet is called without a token, so the server's own 401 challenge (with the
 //! scopes it wants) reaches the app.
 //!
+//! The `scope` of a 401 or 403 `Bearer` challenge that comes back is recorded on the tool (one
+//! UpdateItem, only when it changed) for the next initiate-oauth to ask for (`tools::scopes`). A
+//! refresh that fails makes latchkey read the server's resource metadata again: a server that moved
+//! to another authorization server takes the tool with it (`tools::migration`; the old tokens are
+//! deleted) and the app is told to initiate again.
+//!
 //! Budget with a valid token: 1 DynamoDB round trip (project key, tool and tokens in one batch
 //! read) and no KMS call once the data key is cached.
 
 use http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::error::ToolError;
+use crate::error::{ToolError, VaultError};
 use crate::state::AppState;
-use crate::store::tools as tstore;
+use crate::store::tools::{self as tstore, ToolRecord};
 use crate::store::vault::{tool_tokens_key, Connection};
-use crate::tools::{self, detail};
+use crate::tools::{self, detail, discovery, migration};
 use crate::vault::refresh::{self, needs_refresh};
 use crate::vault::upstream::{precheck, UpstreamError};
 
@@ -31,8 +37,54 @@ const FORWARDED: &[&str] = &[
     "last-event-id",
 ];
 
-fn vault_to_tool(e: crate::error::VaultError) -> ToolError {
+fn vault_to_tool(e: VaultError) -> ToolError {
     detail(e.status, e.message)
+}
+
+/// Record the scope of the server's challenge when it is new, then relay the response.
+async fn relay(
+    state: &AppState,
+    tool: &ToolRecord,
+    res: reqwest::Response,
+    sse_window: Option<std::time::Duration>,
+) -> Result<Response<Body>, ToolError> {
+    let www: Vec<String> = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if let Some(scope) = discovery::challenge_scope(res.status().as_u16(), &www) {
+        if tool.challenge_scope.as_deref() != Some(scope.as_str()) {
+            if let Err(e) = state.store.record_challenge_scope(&tool.tool_id, &scope).await {
+                tracing::warn!(tool = %tool.tool_id, error = %e, "tools: recording a challenge's scope failed");
+            }
+        }
+    }
+    crate::handlers::proxy::relay(res, &["mcp-session-id"], sse_window)
+        .await
+        .map_err(vault_to_tool)
+}
+
+/// A refresh failed: if the server moved to another authorization server, follow it and say so;
+/// otherwise the refresh's own error.
+async fn refresh_failed(state: &AppState, req: &Request, tool: &ToolRecord, e: VaultError) -> ToolError {
+    if matches!(
+        e.status,
+        StatusCode::UNAUTHORIZED | StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
+    ) {
+        let base = crate::http::request::public_base(&state.config, req);
+        if let Some(moved) = migration::follow_after_refresh_failure(state, tool, &base).await {
+            return detail(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "The server moved to the authorization server {}; latchkey is its client there now. Run initiate-oauth again",
+                    moved.issuer
+                ),
+            );
+        }
+    }
+    vault_to_tool(e)
 }
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
@@ -109,9 +161,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .send()
             .await
             .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
-        return crate::handlers::proxy::relay(res, &["mcp-session-id"], sse_window)
-            .await
-            .map_err(vault_to_tool);
+        return relay(state, &tool, res, sse_window).await;
     };
     if conn.status != "active" {
         return Err(detail(
@@ -127,9 +177,10 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
     // Without a refresh token there is nothing to refresh with: the provider's own answer (a 401
     // and its WWW-Authenticate) goes back as it is.
     if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
-        (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens)
-            .await
-            .map_err(vault_to_tool)?;
+        (conn, tokens) = match refresh::refresh(state, &provider, &conn, &tokens).await {
+            Ok(fresh) => fresh,
+            Err(e) => return Err(refresh_failed(state, req, &tool, e).await),
+        };
         refreshed = true;
     }
     loop {
@@ -148,14 +199,13 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
         if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
             tracing::info!(tool = %tool_id, "tools: the server answered 401; refreshing");
-            (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens)
-                .await
-                .map_err(vault_to_tool)?;
+            (conn, tokens) = match refresh::refresh(state, &provider, &conn, &tokens).await {
+                Ok(fresh) => fresh,
+                Err(e) => return Err(refresh_failed(state, req, &tool, e).await),
+            };
             refreshed = true;
             continue;
         }
-        return crate::handlers::proxy::relay(res, &["mcp-session-id"], sse_window)
-            .await
-            .map_err(vault_to_tool);
+        return relay(state, &tool, res, sse_window).await;
     }
 }

@@ -2,8 +2,18 @@
 //! authorization code flow with PKCE S256 and the RFC 8707 `resource`, in the Selise Blocks
 //! reference's shapes.
 //!
+//! Initiate takes the reference's `{redirect_uri, scopes?, project_key}` and `replace_scopes`. It
+//! probes the server unauthenticated and reads its resource metadata each time: the challenge's
+//! scope feeds the scope choice (`tools::scopes`: without `scopes`, the latest challenge, the
+//! probe's, the app's configured scopes, `scopes_supported`; always joined with what the tool
+//! holds unless `replace_scopes`), and a server that moved to another authorization server takes
+//! the tool with it first (`tools::migration`). Initiate: 2 DynamoDB round trips (project key, tool
+//! and tokens in one batch read; the state) plus the probe, and a transaction when the tool moves.
+//!
 //! Complete takes the reference's `{code, state, project_key}` and, per RFC 9207, the `iss` of the
-//! authorization response (required when the authorization server advertises it).
+//! authorization response (required when the authorization server advertises it). A state started
+//! at another authorization server than the tool's (it moved meanwhile) is refused before the code
+//! is used.
 //!
 //! Complete: ≤ 3 DynamoDB round trips (project key + tool in one batch read; consume the state;
 //! store the tokens) plus the token exchange.
@@ -15,12 +25,13 @@ use serde_json::{json, Value};
 use crate::clock::iso8601;
 use crate::crypto::{envelope::context, secret, EncryptionContext};
 use crate::error::{FieldError, ToolError};
-use crate::http::response;
+use crate::http::{request, response};
 use crate::oauth::pkce;
 use crate::state::AppState;
 use crate::store::tools::{self as tstore, ToolState, STATE_TTL};
-use crate::store::vault::Connection;
-use crate::tools::{self, detail, Fields};
+use crate::store::vault::{tool_tokens_key, Connection};
+use crate::tools::scopes::{self, ScopeInputs};
+use crate::tools::{self, detail, discovery, migration, Fields};
 use crate::vault::upstream::{self, UpstreamError};
 
 fn state_context(state_value: &str) -> EncryptionContext {
@@ -48,13 +59,14 @@ async fn initiate_flow(state: &AppState, req: &Request) -> Result<Response<Body>
     let mut f = Fields::new(&body);
     let project_key = f.optional("project_key");
     let redirect_uri = f.required("redirect_uri");
-    let scopes = f.string_list("scopes");
+    let given = f.string_list("scopes");
+    let replace = f.boolean("replace_scopes").unwrap_or(false);
     if let Some(r) = &redirect_uri {
         if let Err(why) = tools::check_redirect_uri(r) {
             f.invalid("redirect_uri", &why);
         }
     }
-    if let Some(list) = &scopes {
+    if let Some(list) = &given {
         if list.len() > 50 || !list.iter().all(|s| crate::oauth::scope::is_scope_token(s)) {
             f.invalid("scopes", "scopes must be at most 50 valid scope tokens");
         }
@@ -67,13 +79,17 @@ async fn initiate_flow(state: &AppState, req: &Request) -> Result<Response<Body>
     let key = key?;
     let redirect_uri = redirect_uri.unwrap_or_default();
     let now = state.clock.now();
+    // Round trip 1: the project key, the tool and its tokens (what it holds).
     let items = state
         .store
-        .get_many(&[key.store_key(), tstore::tool_key(&tool_id)], now)
+        .get_many(
+            &[key.store_key(), tstore::tool_key(&tool_id), tool_tokens_key(&tool_id)],
+            now,
+        )
         .await
         .map_err(|e| tools::store_error("reading a tool", e))?;
     tools::verify_key(&key, items[0].as_ref())?;
-    let tool = tools::owned_tool(&key, items[1].as_ref())?;
+    let mut tool = tools::owned_tool(&key, items[1].as_ref())?;
     if !tool.redirect_uris.is_empty() && !tool.redirect_uris.contains(&redirect_uri) {
         return Err(ToolError::Validation(vec![FieldError {
             loc: vec!["body".into(), "redirect_uri".into()],
@@ -81,7 +97,32 @@ async fn initiate_flow(state: &AppState, req: &Request) -> Result<Response<Body>
             kind: "value_error".into(),
         }]));
     }
-    let scopes = scopes.unwrap_or_else(|| tool.scopes.clone());
+    let granted = items[2]
+        .as_ref()
+        .map(Connection::from_item)
+        .transpose()
+        .map_err(|e| tools::store_error("reading tool tokens", e))?
+        .map(|c| c.scopes)
+        .unwrap_or_default();
+    // The server as it is now: its challenge, and the authorization server it lists.
+    let found = discovery::discover_resource(&state.upstream, &tool.server_url, state.config.allow_loopback_outbound)
+        .await
+        .map_err(|e| detail(StatusCode::BAD_GATEWAY, format!("Discovery failed: {e}")))?;
+    if let Some(issuer) = migration::moved_to(&tool, &found) {
+        let base = request::public_base(&state.config, req);
+        tool = migration::move_tool(state, &tool, &found, &issuer, &base, Some(&redirect_uri)).await?;
+    }
+    let supported = found.scopes_supported();
+    let scopes = scopes::scopes_to_request(&ScopeInputs {
+        given: given.as_deref(),
+        replace,
+        granted: &granted,
+        recorded_challenge: tool.challenge_scope.as_deref(),
+        probed_challenge: found.challenge_scope.as_deref(),
+        configured: &tool.scopes,
+        scopes_supported: supported.as_deref(),
+        offline_access: scopes::offline_access_allowed(&tool.metadata),
+    });
     let state_value = secret::random_token("", 32);
     let verifier = secret::random_token("", 48);
     let sealed = crate::vault::keyring(state)
@@ -102,6 +143,7 @@ async fn initiate_flow(state: &AppState, req: &Request) -> Result<Response<Body>
                 project_id: key.project_id.clone(),
                 redirect_uri: redirect_uri.clone(),
                 scopes: scopes.clone(),
+                issuer: Some(tool.issuer.clone()),
                 sealed_verifier: sealed,
                 expires_at,
             },
@@ -185,6 +227,13 @@ async fn complete_flow(state: &AppState, req: &Request) -> Result<Response<Body>
         .await
         .map_err(|e| tools::store_error("consuming a state", e))?
         .ok_or_else(csrf)?;
+    // SEP-2352: a code from the authorization server the tool left is never sent to its new one.
+    if st.issuer.as_deref().is_some_and(|i| i != tool.issuer) {
+        return Err(detail(
+            StatusCode::BAD_REQUEST,
+            "The server moved to another authorization server after this flow started; run initiate-oauth again (the code was not used)",
+        ));
+    }
     let advertised = tool.metadata.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true));
     match iss.as_deref() {
         Some(i) if i != tool.issuer => {

@@ -4,19 +4,15 @@
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::ToolError;
 use crate::http::{request, response};
 use crate::state::AppState;
 use crate::store::tools::{self as tstore, ToolRecord};
 use crate::store::vault::tool_tokens_key;
-use crate::tools::discovery::{self, Discovered};
-use crate::tools::fetch::{self, FetchError};
-use crate::tools::{self, detail, Fields};
-
-/// Most metadata (authorization server + protected resource) kept in a tool's item.
-const MAX_KEPT_METADATA: usize = 100 * 1024;
+use crate::tools::registration::{self, ClientChoice};
+use crate::tools::{self, detail, discovery, discovery_error, fetch, scopes, Fields};
 
 fn not_allowed(allow: &str) -> ToolError {
     detail(
@@ -30,87 +26,6 @@ pub async fn create(state: &AppState, req: Request) -> Response<Body> {
         return not_allowed("POST").response();
     }
     create_tool(state, &req).await.unwrap_or_else(|e| e.response())
-}
-
-fn discovery_error(e: FetchError) -> ToolError {
-    match e {
-        FetchError::Refused(why) => detail(StatusCode::BAD_REQUEST, format!("server_url refused: {why}")),
-        other => detail(StatusCode::BAD_GATEWAY, format!("Discovery failed: {other}")),
-    }
-}
-
-/// Become the authorization server's client: dynamic registration (RFC 7591).
-async fn register_client(
-    state: &AppState,
-    found: &Discovered,
-    name: &str,
-    redirect_uris: &[String],
-    scopes: &[String],
-) -> Result<(String, Option<String>, String), ToolError> {
-    let Some(endpoint) = found.endpoint("registration_endpoint") else {
-        return Err(detail(
-            StatusCode::BAD_REQUEST,
-            "The authorization server supports neither client metadata documents nor dynamic registration; give client_id (and client_secret) registered with it",
-        ));
-    };
-    let allow = state.config.allow_loopback_outbound;
-    let url = fetch::check_url(endpoint, allow).map_err(discovery_error)?;
-    let supported: Vec<String> = found
-        .metadata
-        .get("token_endpoint_auth_methods_supported")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_else(|| vec!["client_secret_basic".into()]);
-    let method = ["client_secret_basic", "client_secret_post", "none"]
-        .into_iter()
-        .find(|m| supported.iter().any(|s| s == m))
-        .unwrap_or("client_secret_basic");
-    let mut doc = json!({
-        "client_name": format!("latchkey ({name})"),
-        "application_type": "web",
-        "redirect_uris": redirect_uris,
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": method,
-    });
-    if !scopes.is_empty() {
-        doc["scope"] = json!(scopes.join(" "));
-    }
-    let body = doc.to_string();
-    let res = fetch::send(&state.upstream, url, allow, |c, u| {
-        c.post(u)
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(body.clone())
-    })
-    .await
-    .map_err(discovery_error)?;
-    if !(200..300).contains(&res.status) {
-        return Err(detail(
-            StatusCode::BAD_GATEWAY,
-            format!("Dynamic client registration was refused (HTTP {})", res.status),
-        ));
-    }
-    let reg: Value = serde_json::from_slice(&res.body)
-        .map_err(|_| detail(StatusCode::BAD_GATEWAY, "Dynamic client registration answered unusably"))?;
-    let client_id = reg
-        .get("client_id")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            detail(
-                StatusCode::BAD_GATEWAY,
-                "Dynamic client registration returned no client_id",
-            )
-        })?
-        .to_string();
-    let secret = reg.get("client_secret").and_then(Value::as_str).map(str::to_string);
-    let method = reg
-        .get("token_endpoint_auth_method")
-        .and_then(Value::as_str)
-        .unwrap_or(if secret.is_some() { method } else { "none" })
-        .to_string();
-    Ok((client_id, secret, method))
 }
 
 async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, ToolError> {
@@ -170,37 +85,18 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
         .await
         .map_err(discovery_error)?;
     // Both documents are kept in the tool's item (DynamoDB items hold 400 KB).
-    let kept = Value::Object(found.metadata.clone()).to_string().len()
-        + found
-            .resource_metadata
-            .as_ref()
-            .map_or(0, |m| Value::Object(m.clone()).to_string().len());
-    if kept > MAX_KEPT_METADATA {
+    if tools::metadata_too_large(&found.metadata, found.resource_metadata.as_ref()) {
         return Err(detail(
             StatusCode::BAD_GATEWAY,
             "The server's metadata documents are larger than 100 KB together; latchkey does not keep them",
         ));
     }
-    let scopes = match scopes {
-        Some(s) => s,
-        None => {
-            // The server's scopes, and a refresh token where the authorization server offers one.
-            let mut s = found.default_scopes();
-            let offers_offline = found
-                .metadata
-                .get("scopes_supported")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "offline_access"));
-            if offers_offline && !s.is_empty() && !s.iter().any(|x| x == "offline_access") {
-                s.push("offline_access".into());
-            }
-            s
-        }
-    };
+    // The app's scopes, if any; otherwise each initiate asks for what the server then declares
+    // (tools::scopes).
+    let scopes = scopes.unwrap_or_default();
     let redirect_uris = redirect_uris.unwrap_or_default();
     let tool_id = tstore::new_tool_id();
     let base = request::public_base(&state.config, req);
-    let cimd_supported = found.metadata.get("client_id_metadata_document_supported") == Some(&Value::Bool(true));
     let (client_id, client_secret, method, registration) = match client_id {
         Some(id) => {
             let method = match &client_secret {
@@ -227,30 +123,39 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
                 kind: "value_error.missing".into(),
             }]))
         }
-        None if cimd_supported && (base.starts_with("https://") || allow) => (
-            tools::client_metadata_url(&base, &tool_id),
+        None => match registration::client_registration_priority(
             None,
-            "none".to_string(),
-            "client_metadata_document",
-        ),
-        None => {
-            let (id, secret, method) = register_client(state, &found, &name, &redirect_uris, &scopes).await?;
-            (id, secret, method, "dynamic")
-        }
+            &found.metadata,
+            base.starts_with("https://") || allow,
+        ) {
+            ClientChoice::MetadataDocument => (
+                tools::client_metadata_url(&base, &tool_id),
+                None,
+                "none".to_string(),
+                "client_metadata_document",
+            ),
+            _ => {
+                let supported = found
+                    .resource_metadata
+                    .as_ref()
+                    .and_then(|m| m.get("scopes_supported"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>());
+                let reg_scope = scopes::registration_scope(
+                    &scopes,
+                    found.challenge_scope.as_deref(),
+                    supported.as_deref(),
+                    scopes::offline_access_allowed(&found.metadata),
+                );
+                let (id, secret, method) =
+                    registration::register_client(state, &found.metadata, &name, &redirect_uris, &reg_scope).await?;
+                (id, secret, method, "dynamic")
+            }
+        },
     };
     let sealed_secret = match &client_secret {
-        Some(s) if !s.is_empty() => crate::vault::keyring(state)
-            .map_err(|_| tools::internal())?
-            .encrypt(
-                &crate::vault::provider_context(&key.project_id, &tools::secret_provider_name(&tool_id)),
-                s.as_bytes(),
-            )
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "tools: sealing a client secret failed");
-                tools::internal()
-            })?,
-        _ => Vec::new(),
+        Some(s) => registration::seal_secret(state, &key.project_id, &tool_id, s).await?,
+        None => Vec::new(),
     };
     let tool = ToolRecord {
         tool_id: tool_id.clone(),
@@ -267,6 +172,8 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
         registration: registration.into(),
         redirect_uris,
         scopes,
+        challenge_scope: None,
+        other_clients: Default::default(),
         created_at: now,
     };
     state

@@ -5,13 +5,31 @@
 //! | tool | `TOOL#<tool_id>` | `TOOL` |
 //! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (a `vault::Connection` with `tool_id`) |
 //! | OAuth state (single use) | `TSTATE#<sha256(state)>` | `TSTATE` |
+//!
+//! Attributes of a tool item beyond its discovery results:
+//!
+//! | attribute | what |
+//! |---|---|
+//! | `issuer` | the authorization server the tool uses now; `client_id`, `client_secret`, `token_endpoint_auth_method` and `registration` are latchkey's client *at that issuer* |
+//! | `other_clients` (M) | latchkey's clients at authorization servers the tool used before, keyed by issuer: `{client_id, client_secret (B, sealed), token_endpoint_auth_method, registration}` (MCP SEP-2352: credentials are bound to the issuer that issued them; reused only if the server moves back to it) |
+//! | `challenge_scope` | the `scope` of the latest `Bearer` challenge (401 or 403) the server sent through forwarding that named one |
+//! | `scopes` (L) | the scopes the app configured at registration (empty: the server's choice at each initiate) |
+//!
+//! A state item also keeps the `issuer` its flow was started at: complete-oauth exchanges the code only
+//! while the tool still uses that authorization server.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde_json::{Map, Value};
 
 use super::keys::Key;
-use super::{Item, Store, StoreError, TTL_ATTR};
+use super::{build_err, s, Item, Store, StoreError, TTL_ATTR};
 use crate::crypto::secret;
+use crate::store::vault::tool_tokens_key;
+
+/// Most clients at previous authorization servers a tool keeps.
+pub const MAX_OTHER_CLIENTS: usize = 4;
 
 /// How long an initiated OAuth flow can be completed.
 pub const STATE_TTL: i64 = 600;
@@ -39,6 +57,51 @@ pub fn is_tool_id(s: &str) -> bool {
     s.len() <= 40 && s.starts_with("tl_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// latchkey's client registration at one authorization server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolClient {
+    pub client_id: String,
+    /// Sealed client secret (context `provider_secret`, provider `tool:<tool_id>`); empty for a
+    /// public client.
+    pub sealed_secret: Vec<u8>,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub token_auth_method: String,
+    /// `preregistered`, `client_metadata_document` or `dynamic`.
+    pub registration: String,
+}
+
+impl ToolClient {
+    fn to_attr(&self) -> AttributeValue {
+        let mut m = std::collections::HashMap::from([
+            ("client_id".to_string(), s(&self.client_id)),
+            ("token_endpoint_auth_method".to_string(), s(&self.token_auth_method)),
+            ("registration".to_string(), s(&self.registration)),
+        ]);
+        if !self.sealed_secret.is_empty() {
+            m.insert(
+                "client_secret".into(),
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(self.sealed_secret.clone())),
+            );
+        }
+        AttributeValue::M(m)
+    }
+
+    fn from_attr(v: &AttributeValue) -> Option<Self> {
+        let m = v.as_m().ok()?;
+        let text = |n: &str| m.get(n).and_then(|v| v.as_s().ok()).cloned();
+        Some(ToolClient {
+            client_id: text("client_id")?,
+            sealed_secret: m
+                .get("client_secret")
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default(),
+            token_auth_method: text("token_endpoint_auth_method")?,
+            registration: text("registration")?,
+        })
+    }
+}
+
 /// A registered remote MCP server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolRecord {
@@ -62,11 +125,34 @@ pub struct ToolRecord {
     /// How latchkey became a client: `preregistered`, `client_metadata_document` or `dynamic`.
     pub registration: String,
     pub redirect_uris: Vec<String>,
+    /// The scopes the app configured at registration (empty: the server's choice).
     pub scopes: Vec<String>,
+    /// The `scope` of the latest `Bearer` challenge the server sent through forwarding that named one.
+    pub challenge_scope: Option<String>,
+    /// latchkey's clients at the authorization servers the tool used before, by issuer.
+    pub other_clients: BTreeMap<String, ToolClient>,
     pub created_at: i64,
 }
 
 impl ToolRecord {
+    /// latchkey's client at the tool's current authorization server.
+    pub fn client(&self) -> ToolClient {
+        ToolClient {
+            client_id: self.client_id.clone(),
+            sealed_secret: self.sealed_secret.clone(),
+            token_auth_method: self.token_auth_method.clone(),
+            registration: self.registration.clone(),
+        }
+    }
+
+    /// Use `client` as latchkey's client at the current issuer.
+    pub fn set_client(&mut self, client: ToolClient) {
+        self.client_id = client.client_id;
+        self.sealed_secret = client.sealed_secret;
+        self.token_auth_method = client.token_auth_method;
+        self.registration = client.registration;
+    }
+
     fn to_item(&self) -> Item {
         let mut item = Item::with_key(&tool_key(&self.tool_id))
             .set_s("type", "tool")
@@ -87,6 +173,20 @@ impl ToolRecord {
         }
         if !self.sealed_secret.is_empty() {
             item = item.set_b("client_secret", self.sealed_secret.clone());
+        }
+        item = item.set_opt_s("challenge_scope", self.challenge_scope.clone());
+        if !self.other_clients.is_empty() {
+            let mut map = item.into_map();
+            map.insert(
+                "other_clients".into(),
+                AttributeValue::M(
+                    self.other_clients
+                        .iter()
+                        .map(|(issuer, c)| (issuer.clone(), c.to_attr()))
+                        .collect(),
+                ),
+            );
+            item = Item::from(map);
         }
         item
     }
@@ -116,6 +216,19 @@ impl ToolRecord {
             registration: item.req_s("registration")?.to_string(),
             redirect_uris: item.list("redirect_uris"),
             scopes: item.list("scopes"),
+            challenge_scope: item.s("challenge_scope").map(str::to_string),
+            other_clients: match item.get("other_clients") {
+                None => BTreeMap::new(),
+                Some(AttributeValue::M(m)) => m
+                    .iter()
+                    .map(|(issuer, v)| {
+                        ToolClient::from_attr(v)
+                            .map(|c| (issuer.clone(), c))
+                            .ok_or_else(|| StoreError::Malformed("tool other_clients".into()))
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(StoreError::Malformed("tool other_clients".into())),
+            },
             created_at: item.n("created_at").unwrap_or(0),
         })
     }
@@ -128,6 +241,9 @@ pub struct ToolState {
     pub project_id: String,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
+    /// The authorization server the flow was started at (absent in states written before it was
+    /// kept).
+    pub issuer: Option<String>,
     /// The PKCE verifier, sealed (context `kind=tool_state, state=<sha256>`).
     pub sealed_verifier: Vec<u8>,
     pub expires_at: i64,
@@ -145,6 +261,7 @@ impl Store {
             .set_s("project_id", &st.project_id)
             .set_s("redirect_uri", &st.redirect_uri)
             .set_list("scopes", &st.scopes)
+            .set_opt_s("issuer", st.issuer.clone())
             .set_b("verifier", st.sealed_verifier.clone())
             .set_n(TTL_ATTR, st.expires_at);
         self.put_new(item, now).await
@@ -194,10 +311,85 @@ impl Store {
                 project_id: i.s("project_id")?.to_string(),
                 redirect_uri: i.s("redirect_uri")?.to_string(),
                 scopes: i.list("scopes"),
+                issuer: i.s("issuer").map(str::to_string),
                 sealed_verifier: i.b("verifier")?.to_vec(),
                 expires_at: i.n(TTL_ATTR).unwrap_or(0),
             })
         }))
+    }
+
+    /// Record the `scope` of the server's latest challenge: one UpdateItem (callers write only when
+    /// it changed); nothing when the tool was deleted meanwhile.
+    pub async fn record_challenge_scope(&self, tool_id: &str, scope: &str) -> Result<(), StoreError> {
+        let res = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(tool_key(tool_id).to_map()))
+            .update_expression("SET challenge_scope = :scope")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":scope", s(scope))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_conditional_check_failed_exception())
+                    .unwrap_or(false) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Service(format!(
+                "UpdateItem: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            ))),
+        }
+    }
+
+    /// Move a tool to another authorization server (MCP SEP-2352): the tool item replaced, only if
+    /// it still uses `from_issuer`, and its tokens (issued by the old authorization server) deleted,
+    /// in one transaction. `Ok(false)` when another request changed the tool first.
+    pub async fn migrate_tool(&self, from_issuer: &str, tool: &ToolRecord) -> Result<bool, StoreError> {
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(tool.to_item().into_map()))
+            .condition_expression("issuer = :from")
+            .expression_attribute_values(":from", s(from_issuer))
+            .build()
+            .map_err(build_err)?;
+        let delete = Delete::builder()
+            .table_name(self.table())
+            .set_key(Some(tool_tokens_key(&tool.tool_id).to_map()))
+            .build()
+            .map_err(build_err)?;
+        let res = self
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
+                    e.as_service_error()
+                {
+                    let reasons = c.cancellation_reasons();
+                    if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
+                        return Ok(false);
+                    }
+                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                        return Err(StoreError::Busy);
+                    }
+                }
+                Err(StoreError::Service(format!(
+                    "TransactWriteItems: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )))
+            }
+        }
     }
 
     /// Delete a tool and everything in its partition (its tokens). `false` if there was none.
@@ -216,5 +408,55 @@ impl Store {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_item_keeps_clients_by_issuer_and_the_challenge_scope() {
+        let mut tool = ToolRecord {
+            tool_id: "tl_abc".into(),
+            project_id: "prj_x".into(),
+            name: "t".into(),
+            server_url: "https://mcp.example/mcp".into(),
+            resource: "https://mcp.example/mcp".into(),
+            issuer: "https://as2.example".into(),
+            metadata: Map::new(),
+            resource_metadata: None,
+            client_id: "dcr-at-as2".into(),
+            sealed_secret: vec![9, 9],
+            token_auth_method: "client_secret_basic".into(),
+            registration: "dynamic".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            scopes: Vec::new(),
+            challenge_scope: Some("files:write".into()),
+            other_clients: BTreeMap::new(),
+            created_at: 1,
+        };
+        assert_eq!(ToolRecord::from_item(&tool.to_item()).unwrap(), tool);
+        tool.other_clients.insert(
+            "https://as1.example".into(),
+            ToolClient {
+                client_id: "operator".into(),
+                sealed_secret: vec![1, 2, 3],
+                token_auth_method: "client_secret_post".into(),
+                registration: "preregistered".into(),
+            },
+        );
+        tool.other_clients.insert(
+            "https://as0.example".into(),
+            ToolClient {
+                client_id: "https://latchkey.example/tools/tl_abc/client-metadata.json".into(),
+                sealed_secret: Vec::new(),
+                token_auth_method: "none".into(),
+                registration: "client_metadata_document".into(),
+            },
+        );
+        let item = tool.to_item();
+        assert!(item.get("other_clients").is_some());
+        assert_eq!(ToolRecord::from_item(&item).unwrap(), tool);
     }
 }

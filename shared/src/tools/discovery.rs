@@ -11,6 +11,10 @@
 //!    The document's `issuer` must equal the issuer it was fetched for.
 //! 5. 2025-03-26 servers without protected resource metadata: the authorization server is the
 //!    server's origin, with `/authorize`, `/token` and `/register` when it publishes no metadata.
+//!
+//! Steps 1–3 (`discover_resource`) run again at every initiate-oauth: the challenge's `scope` is
+//! the scope to ask for, and a metadata document that no longer lists the tool's authorization
+//! server moves the tool to the one it lists (`tools::migration`).
 
 use serde_json::{json, Map, Value};
 use url::Url;
@@ -35,20 +39,42 @@ impl Discovered {
     pub fn endpoint(&self, name: &str) -> Option<&str> {
         self.metadata.get(name).and_then(Value::as_str)
     }
+}
 
-    /// Scopes to ask for when the app names none: the challenge's, else the resource's
-    /// `scopes_supported`.
-    pub fn default_scopes(&self) -> Vec<String> {
-        if let Some(s) = &self.challenge_scope {
-            return s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect();
-        }
+/// What the server says about itself (steps 1–3, and 5's authorization server).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceFound {
+    pub resource: String,
+    pub resource_metadata: Option<Map<String, Value>>,
+    /// The metadata's `authorization_servers` (RFC 9728 §2), in its order; for a 2025-03-26
+    /// server without resource metadata, the server's origin.
+    pub authorization_servers: Vec<String>,
+    /// Whether the server publishes resource metadata (without it, the 2025-03-26 default
+    /// endpoints apply to an authorization server that publishes no metadata).
+    pub has_resource_metadata: bool,
+    /// The `scope` of the server's 401 challenge to an unauthenticated request.
+    pub challenge_scope: Option<String>,
+}
+
+impl ResourceFound {
+    /// The resource metadata's `scopes_supported` (RFC 9728 §2).
+    pub fn scopes_supported(&self) -> Option<Vec<String>> {
         self.resource_metadata
             .as_ref()
             .and_then(|m| m.get("scopes_supported"))
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
     }
+}
+
+/// Which of the listed authorization servers to use (RFC 9728 §7.6: the client chooses): the one
+/// the tool already uses while the server still lists it, else the first listed. A tool created
+/// now has none (`current` empty).
+pub fn choose_authorization_server<'a>(listed: &'a [String], current: &'a str) -> Option<&'a str> {
+    if !current.is_empty() && listed.iter().any(|i| i == current) {
+        return Some(current);
+    }
+    listed.first().map(String::as_str)
 }
 
 /// Parameters of a `Bearer` challenge (`WWW-Authenticate`), lower-cased names.
@@ -100,6 +126,20 @@ pub fn bearer_params(header: &str) -> Option<Vec<(String, String)>> {
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The `scope` a 401 or 403 response's `Bearer` challenge names (RFC 6750 §3, §3.1
+/// `insufficient_scope`; MCP *Scope Challenge Handling*), if any.
+pub fn challenge_scope(status: u16, www_authenticate: &[String]) -> Option<String> {
+    if status != 401 && status != 403 {
+        return None;
+    }
+    www_authenticate
+        .iter()
+        .filter_map(|h| bearer_params(h))
+        .find_map(|p| param(&p, "scope").map(str::to_string))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The RFC 9728 well-known locations for a server URL: path-suffixed, then root.
@@ -167,12 +207,33 @@ pub fn resource_covers(resource: &str, server: &Url) -> bool {
     rp.is_empty() || sp == rp || sp.starts_with(&format!("{rp}/"))
 }
 
-/// Run discovery for `server_url`.
+/// Run discovery for `server_url`: the server's resource metadata, then its (first listed)
+/// authorization server's.
 pub async fn discover(
     http: &reqwest::Client,
     server_url: &str,
     allow_loopback: bool,
 ) -> Result<Discovered, FetchError> {
+    let found = discover_resource(http, server_url, allow_loopback).await?;
+    let issuer = choose_authorization_server(&found.authorization_servers, "")
+        .ok_or_else(|| FetchError::Refused("the protected resource metadata names no authorization server".into()))?
+        .to_string();
+    let metadata = authorization_server(http, &issuer, found.has_resource_metadata, allow_loopback).await?;
+    Ok(Discovered {
+        resource: found.resource,
+        resource_metadata: found.resource_metadata,
+        issuer,
+        metadata,
+        challenge_scope: found.challenge_scope,
+    })
+}
+
+/// Steps 1–3 (and 5): probe the server unauthenticated, read its protected resource metadata.
+pub async fn discover_resource(
+    http: &reqwest::Client,
+    server_url: &str,
+    allow_loopback: bool,
+) -> Result<ResourceFound, FetchError> {
     let server = fetch::check_url(server_url, allow_loopback)?;
 
     // 1. An unauthenticated MCP request.
@@ -193,7 +254,9 @@ pub async fn discover(
         .iter()
         .find_map(|h| bearer_params(h))
         .unwrap_or_default();
-    let challenge_scope = param(&challenge, "scope").map(str::to_string);
+    let challenge_scope = param(&challenge, "scope")
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string);
     let mut candidates = Vec::new();
     if let Some(rm) = param(&challenge, "resource_metadata") {
         candidates.push(fetch::check_url(rm, allow_loopback)?);
@@ -209,7 +272,7 @@ pub async fn discover(
         }
     }
 
-    let (issuer, resource) = match &resource_metadata {
+    let (authorization_servers, resource) = match &resource_metadata {
         Some(rm) => {
             let resource = rm
                 .get("resource")
@@ -222,27 +285,48 @@ pub async fn discover(
                     "the protected resource metadata is for {resource}, not {server}"
                 )));
             }
-            let issuer = rm
+            let listed: Vec<String> = rm
                 .get("authorization_servers")
                 .and_then(Value::as_array)
-                .and_then(|a| a.iter().find_map(Value::as_str))
-                .ok_or_else(|| {
-                    FetchError::Refused("the protected resource metadata names no authorization server".into())
-                })?
-                .to_string();
-            (issuer, resource)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            if listed.is_empty() {
+                return Err(FetchError::Refused(
+                    "the protected resource metadata names no authorization server".into(),
+                ));
+            }
+            (listed, resource)
         }
         None => {
             // 5. 2025-03-26: the authorization server is the server's origin.
             let mut origin = server.clone();
             origin.set_path("");
             origin.set_query(None);
-            (origin.as_str().trim_end_matches('/').to_string(), server.to_string())
+            (
+                vec![origin.as_str().trim_end_matches('/').to_string()],
+                server.to_string(),
+            )
         }
     };
-    let issuer_url = fetch::check_url(&issuer, allow_loopback)?;
+    Ok(ResourceFound {
+        resource,
+        has_resource_metadata: resource_metadata.is_some(),
+        resource_metadata,
+        authorization_servers,
+        challenge_scope,
+    })
+}
 
-    // 4. Authorization server metadata, whose issuer must be the one we looked for.
+/// Step 4: the RFC 8414 metadata of `issuer`, whose `issuer` must be the one asked for; for a
+/// 2025-03-26 server without resource metadata (`has_resource_metadata` false), the default
+/// endpoints when the authorization server publishes none.
+pub async fn authorization_server(
+    http: &reqwest::Client,
+    issuer: &str,
+    has_resource_metadata: bool,
+    allow_loopback: bool,
+) -> Result<Map<String, Value>, FetchError> {
+    let issuer_url = fetch::check_url(issuer, allow_loopback)?;
     let mut metadata = None;
     for url in authorization_server_metadata_urls(&issuer_url) {
         if let Some(doc) = fetch::get_json(http, &url, allow_loopback).await? {
@@ -257,9 +341,9 @@ pub async fn discover(
             break;
         }
     }
-    let metadata = match (metadata, &resource_metadata) {
-        (Some(m), _) => m,
-        (None, None) => {
+    let mut metadata = match metadata {
+        Some(m) => m,
+        None if !has_resource_metadata => {
             // 2025-03-26 default endpoints.
             let mut m = Map::new();
             m.insert("issuer".into(), json!(issuer));
@@ -268,7 +352,7 @@ pub async fn discover(
             m.insert("registration_endpoint".into(), json!(format!("{issuer}/register")));
             m
         }
-        (None, Some(_)) => {
+        None => {
             return Err(FetchError::Refused(format!(
                 "the authorization server {issuer} publishes no metadata"
             )))
@@ -281,7 +365,6 @@ pub async fn discover(
             .ok_or_else(|| FetchError::Refused(format!("the authorization server metadata has no {name}")))?;
         fetch::check_url(v, allow_loopback)?;
     }
-    let mut metadata = metadata;
     // Endpoints latchkey may call later must pass the same checks; drop an unusable optional one
     // (a client secret and refresh token must never go to it).
     for name in ["revocation_endpoint", "registration_endpoint"] {
@@ -301,13 +384,7 @@ pub async fn discover(
             ));
         }
     }
-    Ok(Discovered {
-        resource,
-        resource_metadata,
-        issuer,
-        metadata,
-        challenge_scope,
-    })
+    Ok(metadata)
 }
 
 #[cfg(test)]
@@ -334,6 +411,31 @@ mod tests {
     }
 
     #[test]
+    fn rfc6750_3_1_the_scope_of_a_401_or_403_challenge() {
+        let h = |s: &str| vec![s.to_string()];
+        assert_eq!(
+            challenge_scope(403, &h(r#"Bearer error="insufficient_scope", scope="files:write""#)).as_deref(),
+            Some("files:write")
+        );
+        assert_eq!(
+            challenge_scope(401, &h(r#"Bearer scope="a b", resource_metadata="https://x""#)).as_deref(),
+            Some("a b")
+        );
+        assert_eq!(challenge_scope(200, &h(r#"Bearer scope="a""#)), None, "not a challenge");
+        assert_eq!(challenge_scope(401, &h(r#"Bearer error="invalid_token""#)), None);
+        assert_eq!(challenge_scope(401, &h(r#"Bearer scope="  ""#)), None);
+        assert_eq!(challenge_scope(401, &h(r#"Basic realm="x""#)), None);
+        assert_eq!(
+            challenge_scope(
+                401,
+                &[r#"Basic realm="x""#.to_string(), r#"Bearer scope="b""#.to_string()]
+            )
+            .as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
     fn resource_metadata_must_describe_this_server() {
         let s = Url::parse("http://localhost:3000/mcp").unwrap();
         assert!(resource_covers("http://localhost:3000/mcp", &s));
@@ -346,6 +448,27 @@ mod tests {
         assert!(!resource_covers("not a url", &s));
         let nested = Url::parse("https://api.example.com/v1/mcp/").unwrap();
         assert!(resource_covers("https://api.example.com/v1", &nested));
+    }
+
+    #[test]
+    fn rfc9728_7_6_the_client_keeps_a_listed_authorization_server_else_takes_the_first() {
+        let listed = vec!["https://as1.example".to_string(), "https://as2.example".to_string()];
+        assert_eq!(choose_authorization_server(&listed, ""), Some("https://as1.example"));
+        assert_eq!(
+            choose_authorization_server(&listed, "https://as2.example"),
+            Some("https://as2.example")
+        );
+        assert_eq!(
+            choose_authorization_server(&listed, "https://old.example"),
+            Some("https://as1.example"),
+            "no longer listed: move"
+        );
+        // Exact comparison (RFC 8414 §3.3): a trailing slash is another issuer.
+        assert_eq!(
+            choose_authorization_server(&listed, "https://as2.example/"),
+            Some("https://as1.example")
+        );
+        assert_eq!(choose_authorization_server(&[], "https://as1.example"), None);
     }
 
     #[test]

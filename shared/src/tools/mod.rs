@@ -2,9 +2,14 @@
 //! becomes its client (pre-registered credentials, its own Client ID Metadata Document, or dynamic
 //! registration), runs the authorization code flow for the app, holds the tokens sealed, refreshes
 //! them single-flight (the vault's rule), and forwards MCP requests with the bearer attached.
+//! latchkey chooses the scopes to ask for (`scopes`) and follows a server to another
+//! authorization server (`migration`), so an app keeps neither scope books nor registrations.
 
 pub mod discovery;
 pub mod fetch;
+pub mod migration;
+pub mod registration;
+pub mod scopes;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +17,7 @@ use http::StatusCode;
 use lambda_http::Request;
 use serde_json::{json, Map, Value};
 
+use self::fetch::FetchError;
 use crate::error::{FieldError, ToolError};
 use crate::store::tools::ToolRecord;
 use crate::store::vault::ProviderConfig;
@@ -21,6 +27,23 @@ use crate::vault::{PresentedKey, ResolvedProvider};
 
 /// Most redirect URIs a tool may register.
 pub const MAX_REDIRECT_URIS: usize = 10;
+/// Most metadata (authorization server + protected resource) kept in a tool's item.
+pub const MAX_KEPT_METADATA: usize = 100 * 1024;
+
+/// Is this much metadata more than a tool's item keeps (DynamoDB items hold 400 KB)?
+pub fn metadata_too_large(as_metadata: &Map<String, Value>, resource_metadata: Option<&Map<String, Value>>) -> bool {
+    let size = |m: &Map<String, Value>| Value::Object(m.clone()).to_string().len();
+    size(as_metadata) + resource_metadata.map_or(0, size) > MAX_KEPT_METADATA
+}
+
+/// A discovery failure at registration: a refused URL or document is the caller's 400, anything
+/// else the server's 502.
+pub fn discovery_error(e: FetchError) -> ToolError {
+    match e {
+        FetchError::Refused(why) => detail(StatusCode::BAD_REQUEST, format!("server_url refused: {why}")),
+        other => detail(StatusCode::BAD_GATEWAY, format!("Discovery failed: {other}")),
+    }
+}
 
 pub fn detail(status: StatusCode, text: impl Into<String>) -> ToolError {
     ToolError::Status(status, text.into())
@@ -111,6 +134,18 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) => Some(s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect()),
             Some(_) => {
                 self.err(name, "value is not a valid list", "type_error.list");
+                None
+            }
+        }
+    }
+
+    /// An optional JSON boolean (strictly: `"yes"` or `1` is refused).
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.body.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.err(name, "value is not a valid boolean", "value_error.strictbool");
                 None
             }
         }
@@ -301,6 +336,8 @@ pub fn tool_json(tool: &ToolRecord, tokens: Option<&crate::store::vault::Connect
         "token_endpoint_auth_method": tool.token_auth_method,
         "redirect_uris": tool.redirect_uris,
         "scopes": tool.scopes,
+        "last_challenge_scope": tool.challenge_scope,
+        "previous_authorization_servers": tool.other_clients.keys().collect::<Vec<_>>(),
         "connection": connection,
         "created_at": crate::clock::iso8601(tool.created_at),
     })

@@ -1,7 +1,9 @@
 //! A minimal MCP server (Streamable HTTP) on loopback that requires OAuth and trusts latchkey's own
 //! authorization server: it publishes protected resource metadata naming latchkey's issuer,
 //! introspects every bearer token at latchkey (RFC 7662, resource-server credentials), and answers
-//! `initialize`, `notifications/initialized`, `tools/list` and `tools/call`.
+//! `initialize`, `notifications/initialized`, `tools/list` and `tools/call`. Its 401 challenge's
+//! `scope`, its metadata's `scopes_supported` and the authorization server it names (with the
+//! resource-server credentials it introspects with) can be changed while it runs.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,10 @@ pub struct McpState {
     pub requests: u64,
     /// Scope `tools/call` of the `admin` tool needs (403 insufficient_scope without it).
     pub admin_scope: String,
+    /// `scope` of the 401 challenge, if any.
+    pub challenge_scope: Option<String>,
+    /// The resource metadata's `scopes_supported` (omitted when `None`).
+    pub scopes_supported: Option<Vec<String>>,
     /// Answer with `text/event-stream` when the client accepts it.
     pub sse: bool,
     /// GET opens an event stream that sends one event and stays open.
@@ -59,6 +65,7 @@ impl McpServer {
             rs_id: rs_id.into(),
             rs_secret: rs_secret.into(),
             admin_scope: "admin".into(),
+            scopes_supported: Some(vec!["openid".into(), "offline_access".into()]),
             ..Default::default()
         }));
         let app = Router::new()
@@ -70,21 +77,37 @@ impl McpServer {
         });
         McpServer { url, state }
     }
+
+    /// Name another authorization server in the resource metadata, and introspect there with
+    /// these resource-server credentials from now on (the server moved).
+    pub fn move_to(&self, issuer: &str, rs_id: &str, rs_secret: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.issuer = issuer.into();
+        st.rs_id = rs_id.into();
+        st.rs_secret = rs_secret.into();
+    }
 }
 
 async fn prm(State(s): State<Arc<Mutex<McpState>>>) -> Json<Value> {
     let st = s.lock().unwrap();
-    Json(json!({
+    let mut doc = json!({
         "resource": st.resource,
         "authorization_servers": [st.issuer],
-        "scopes_supported": ["openid", "offline_access"],
         "bearer_methods_supported": ["header"],
-    }))
+    });
+    if let Some(supported) = &st.scopes_supported {
+        doc["scopes_supported"] = json!(supported);
+    }
+    Json(doc)
 }
 
 fn challenge(s: &McpState) -> String {
     let base = s.resource.trim_end_matches("/mcp");
-    format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"")
+    let mut www = format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"");
+    if let Some(scope) = &s.challenge_scope {
+        www.push_str(&format!(", scope=\"{scope}\""));
+    }
+    www
 }
 
 async fn mcp(
