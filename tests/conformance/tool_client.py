@@ -1,19 +1,18 @@
 #!/usr/bin/env python3
 """latchkey as an MCP OAuth client, for the official conformance suite's `auth/*` client scenarios.
 
-The suite runs `tool_client.py <server URL>`; this adapter does what an app does with latchkey's tool
-API against a running `latchkey serve` (LATCHKEY_URL, LATCHKEY_API_KEY):
+The suite runs `tool_client.py <server URL>`; this adapter is what an app writes against latchkey's
+tool API on a running `latchkey serve` (LATCHKEY_URL, LATCHKEY_API_KEY), and nothing more:
 
-1. register the scenario's server as a tool (POST /tools), with the pre-registered credentials from
-   MCP_CONFORMANCE_CONTEXT where the scenario has them;
-2. call the server through forwarding (POST /tools/{id}/mcp); the first call goes without a token
-   and the server's 401 challenge says which scopes to ask for;
-3. on a 401 (from the server, or latchkey saying the authorization cannot be refreshed) or a 403
-   insufficient_scope: initiate-oauth (with the challenge's scopes, unioned on step-up), open the
-   authorization URL the way a browser would (the scenario's server approves at once; read the
-   redirect's Location), complete-oauth with code, state and iss, and retry — at most 3
-   authorizations per request, and after latchkey says the grant is gone, register again
-   (the server may have moved to another authorization server);
+1. register the scenario's server as a tool once (POST /tools), with the pre-registered credentials
+   from MCP_CONFORMANCE_CONTEXT where the scenario has them;
+2. call the server through forwarding (POST /tools/{id}/mcp); the first call goes without a token;
+3. on a 401 (the server's, or latchkey's saying the authorization is gone) or a 403
+   insufficient_scope: initiate-oauth without scopes (latchkey picks them: the server's latest
+   challenge joined with what the tool holds; and follows a server that moved to another
+   authorization server), open the authorization URL the way a browser would (the scenario's
+   server approves at once; read the redirect's Location), complete-oauth with code, state and iss,
+   and retry: at most 3 authorizations;
 4. list and call the server's tools.
 
 Standard library only. Exits non-zero when the flow cannot complete (the suite expects that in the
@@ -64,30 +63,13 @@ def latchkey(method, path, body=None):
     return http(method, BASE + path, body, {"X-API-Key": API_KEY})
 
 
-def bearer_params(header):
-    """Parameters of a Bearer challenge."""
-    if not header or not header.lower().startswith("bearer"):
-        return {}
-    out, rest = {}, header[6:]
-    while rest:
-        rest = rest.lstrip(" ,")
-        if "=" not in rest:
-            break
-        name, rest = rest.split("=", 1)
-        if rest.startswith('"'):
-            end = rest.find('"', 1)
-            value, rest = rest[1:end], rest[end + 1:]
-        else:
-            value, _, rest = rest.partition(",")
-        out[name.strip().lower()] = value.strip()
-    return out
+MAX_AUTHORIZATIONS = 3
 
 
 class Tool:
     def __init__(self, server_url):
         self.server_url = server_url
         self.tool_id = None
-        self.scopes = None
         self.authorizations = 0
 
     def register(self):
@@ -101,14 +83,13 @@ class Tool:
             raise SystemExit(f"latchkey refused to register the server: {status} {text}")
         doc = json.loads(text)
         self.tool_id = doc["item_id"]
-        log("registered", self.tool_id, "via", doc["tool"]["client_registration"], "scopes", doc["tool"]["scopes"])
+        log("registered", self.tool_id, "via", doc["tool"]["client_registration"])
 
-    def authorize(self, scopes=None):
+    def authorize(self):
+        if self.authorizations >= MAX_AUTHORIZATIONS:
+            raise SystemExit(f"giving up after {MAX_AUTHORIZATIONS} authorizations")
         self.authorizations += 1
-        body = {"redirect_uri": REDIRECT_URI}
-        if scopes:
-            body["scopes"] = scopes
-        status, _, text = latchkey("POST", f"/tools/{self.tool_id}/initiate-oauth", body)
+        status, _, text = latchkey("POST", f"/tools/{self.tool_id}/initiate-oauth", {"redirect_uri": REDIRECT_URI})
         if status != 200:
             raise SystemExit(f"initiate-oauth: {status} {text}")
         init = json.loads(text)
@@ -128,8 +109,7 @@ class Tool:
         status, _, text = latchkey("POST", f"/tools/{self.tool_id}/complete-oauth", body)
         if status != 200:
             raise SystemExit(f"complete-oauth refused: {status} {text}")
-        self.scopes = scopes
-        log("authorized with scopes", scopes)
+        log("authorized")
 
     def rpc(self, method, params=None, notification=False):
         msg = {"jsonrpc": "2.0", "method": method}
@@ -147,44 +127,20 @@ class Tool:
             headers["MCP-Protocol-Version"] = VERSION
         if params:
             msg["params"] = params
-        for _ in range(6):
+        while True:
             status, resp_headers, text = http(
                 "POST", f"{BASE}/tools/{self.tool_id}/mcp", msg, dict(headers, **{"X-API-Key": API_KEY})
             )
-            ours = resp_headers.get("x-latchkey-error") == "1"
-            challenge = bearer_params(resp_headers.get("www-authenticate", ""))
-            if status == 401 and ours:
-                # latchkey: the grant can no longer be refreshed. The server may have moved to
-                # another authorization server: register again, then authorize.
-                if self.authorizations >= 3:
-                    raise SystemExit("giving up after 3 authorizations")
-                log("latchkey says reauthorization is required:", text)
-                self.register()
-                self.authorize(challenge.get("scope", "").split() or None)
-                continue
-            if status == 401:
-                if self.authorizations >= 3:
-                    raise SystemExit("giving up after 3 authorizations")
-                scopes = challenge.get("scope", "").split() or None
-                if self.authorizations:
-                    # Authorized, and the server still says 401 (and latchkey had no refresh
-                    # token to try): it may have moved to another authorization server.
-                    self.register()
-                self.authorize(scopes)
-                continue
-            if status == 403 and challenge.get("error") == "insufficient_scope":
-                if self.authorizations >= 3:
-                    raise SystemExit("giving up: the server keeps asking for more scope")
-                wanted = challenge.get("scope", "").split()
-                union = list(dict.fromkeys((self.scopes or []) + wanted))
-                self.authorize(union or None)
+            insufficient = status == 403 and "insufficient_scope" in resp_headers.get("www-authenticate", "")
+            if status == 401 or insufficient:
+                log(method, "->", status, "; authorizing")
+                self.authorize()
                 continue
             if notification:
                 return None
             if status != 200:
                 raise SystemExit(f"{method}: HTTP {status} {text[:300]}")
             return parse_rpc(text, resp_headers.get("content-type", ""))
-        raise SystemExit(f"{method}: too many retries")
 
     _id = 0
 
