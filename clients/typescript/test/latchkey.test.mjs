@@ -1,0 +1,134 @@
+// End to end against a real `latchkey serve` (tests/tests/ts_client.rs starts it with a fake
+// provider, an OAuth-protected MCP server and a control server). Skipped without LATCHKEY_URL.
+//
+//   LATCHKEY_URL, LATCHKEY_API_KEY   latchkey and a project key; "google" points at the fake provider
+//   LATCHKEY_MCP_URL                 the MCP server
+//   LATCHKEY_TEST_CONTROL            GET /approve?url=… signs in and approves at latchkey's
+//                                    authorization server like a browser and answers with the
+//                                    redirect URI it ends at; POST /provider/forget-tokens makes the
+//                                    fake provider forget every token
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import * as lk from "../index.js";
+
+const env = process.env;
+const skip = env.LATCHKEY_URL ? false : "LATCHKEY_URL is not set (tests/tests/ts_client.rs sets it)";
+const REDIRECT = "http://127.0.0.1:7777/callback";
+
+async function openInBrowser(url) {
+  const page = await fetch(url); // follows redirects, like a browser
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /Connected/);
+}
+
+async function connect(client) {
+  const session = await client.createAuthSession("google");
+  assert.equal(session.status, "pending");
+  await openInBrowser(session.auth_url);
+  const final = await client.waitForSession(session.session_id, { timeoutMs: 10000, intervalMs: 100 });
+  assert.equal(final.status, "complete");
+}
+
+test("vault: session, browser, wait, initialize, proxy, list, delete, typed errors", { skip }, async () => {
+  const client = new lk.Latchkey(env.LATCHKEY_URL, env.LATCHKEY_API_KEY, { userId: "ts-user-1", timeoutMs: 10000 });
+  assert.deepEqual(await client.initialize(), []);
+  await connect(client);
+  await client.initialize();
+  assert.deepEqual(Object.keys(client.connections), ["google"]);
+
+  const me = await client.proxyGet("google", "me");
+  assert.equal(me.status, 200);
+  assert.equal(me.json().id, "fake-user-1");
+  console.log("proxied as", me.json().id);
+
+  const conns = await client.listConnections();
+  assert.equal(conns.length, 1);
+  assert.equal(conns[0].status, "active");
+  assert.ok(!JSON.stringify(conns).toLowerCase().includes("token"), "no token in the listing");
+
+  assert.equal((await client.deleteConnection("google")).deleted, true);
+  assert.deepEqual(await client.listConnections(), []);
+  await assert.rejects(client.proxyGet("google", "me"), (e) => e instanceof lk.NotConnectedError && e.code === "not_connected");
+  await assert.rejects(client.createAuthSession("no-such-provider"), (e) => e instanceof lk.NotFoundError && e.code === "unknown_provider");
+
+  const wrong = new lk.Latchkey(env.LATCHKEY_URL, env.LATCHKEY_API_KEY + "x", { userId: "ts-user-1" });
+  await assert.rejects(wrong.initialize(), (e) => {
+    assert.ok(e instanceof lk.AuthenticationError);
+    assert.equal(e.code, "invalid_api_key");
+    assert.ok(!`${e} ${e.stack}`.includes(env.LATCHKEY_API_KEY));
+    return true;
+  });
+
+  // The provider forgets every token: the refresh is refused and the user must connect again.
+  const other = new lk.Latchkey(env.LATCHKEY_URL, env.LATCHKEY_API_KEY, { userId: "ts-user-2" });
+  await connect(other);
+  const forgot = await fetch(env.LATCHKEY_TEST_CONTROL + "/provider/forget-tokens", { method: "POST" });
+  assert.equal(forgot.status, 200);
+  await assert.rejects(other.proxyGet("google", "me"), (e) => {
+    assert.ok(e instanceof lk.ReauthorizationRequiredError, String(e));
+    assert.equal(e.status, 401);
+    return true;
+  });
+  assert.equal((await other.listConnections())[0].status, "reauthorization_required");
+});
+
+test("tools: register, challenge, initiate, browser, complete, MCP, delete", { skip }, async () => {
+  const client = new lk.Latchkey(env.LATCHKEY_URL, env.LATCHKEY_API_KEY, { timeoutMs: 10000 });
+  const created = await client.createTool("Test MCP", env.LATCHKEY_MCP_URL, { redirectUris: [REDIRECT] });
+  const toolId = created.item_id;
+  assert.match(toolId, /^tl_/);
+  assert.equal((await client.getTool(toolId)).connection.status, "not_connected");
+
+  const init = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  };
+  await assert.rejects(client.mcp(toolId, init), (e) => {
+    assert.ok(e instanceof lk.McpHttpError, String(e));
+    assert.equal(e.status, 401);
+    assert.match(e.wwwAuthenticate, /resource_metadata/);
+    return true;
+  });
+
+  const started = await client.initiateOAuth(toolId, REDIRECT);
+  const approved = await fetch(
+    env.LATCHKEY_TEST_CONTROL + "/approve?" + new URLSearchParams({ url: started.authorization_url }),
+  );
+  const location = new URL(await approved.text());
+  assert.equal(location.origin + location.pathname, REDIRECT);
+  const q = location.searchParams;
+  assert.equal(q.get("state"), started.state);
+  const done = await client.completeOAuth(toolId, q.get("code"), q.get("state"), { iss: q.get("iss") ?? undefined });
+  assert.equal(done.is_success, true);
+  assert.equal((await client.getTool(toolId)).connection.status, "connected");
+  await assert.rejects(client.completeOAuth(toolId, q.get("code"), q.get("state"), { iss: q.get("iss") ?? undefined }), (e) => {
+    assert.ok(e instanceof lk.InvalidRequestError);
+    assert.equal(e.code, "validation_error");
+    assert.equal(e.errors[0].type, "value_error.csrf");
+    return true;
+  });
+
+  assert.equal((await client.mcp(toolId, init)).result.serverInfo.name, "latchkey-test-mcp");
+  assert.equal(await client.mcp(toolId, { jsonrpc: "2.0", method: "notifications/initialized" }), null);
+  const tools = await client.mcp(toolId, { jsonrpc: "2.0", id: 2, method: "tools/list" });
+  assert.deepEqual(tools.result.tools.map((t) => t.name), ["whoami", "admin"]);
+  const call = await client.mcp(toolId, {
+    jsonrpc: "2.0",
+    id: 3,
+    method: "tools/call",
+    params: { name: "whoami", arguments: {} },
+  });
+  assert.equal(call.result.content[0].text, "you are tool-user@example.com");
+  console.log(call.result.content[0].text);
+  await assert.rejects(
+    client.mcp(toolId, { jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "admin", arguments: {} } }),
+    (e) => e instanceof lk.McpHttpError && e.status === 403 && /insufficient_scope/.test(e.wwwAuthenticate),
+  );
+
+  assert.equal((await client.deleteTool(toolId)).is_success, true);
+  await assert.rejects(client.getTool(toolId), (e) => e instanceof lk.NotFoundError && e.message === "Tool not found");
+});
