@@ -308,7 +308,10 @@ async fn python_readme_example_runs_as_written() {
     let script = dir.path().join("example.py");
     std::fs::write(&script, readme_example(&app.base, &project.api_key)).unwrap();
     let mut cmd = Command::new(python());
-    cmd.arg(&script).env("PYTHONPATH", client_dir());
+    // A user's terminal shows each line as it is printed; a pipe would hold them until exit.
+    cmd.arg(&script)
+        .env("PYTHONPATH", client_dir())
+        .env("PYTHONUNBUFFERED", "1");
     let (ok, stdout, stderr) = run_as_user(cmd).await;
     assert!(ok, "README example failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("Please open: "), "{stdout}");
