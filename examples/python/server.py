@@ -35,6 +35,7 @@ from mcp.server.auth.routes import build_resource_metadata_url, create_protected
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from pydantic import AnyHttpUrl
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -165,19 +166,25 @@ class ScopeChallenges:
         needed = [TOOLS_SCOPE]
         if scope["method"] == "POST":
             # Read the JSON-RPC body (the transport reads it again from the replay below).
-            chunks: list[bytes] = []
+            received = bytearray()
             more = True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
-                chunks.append(message.get("body", b""))
+                received += message.get("body", b"")
                 more = message.get("more_body", False)
-            body = b"".join(chunks)
+                if len(received) > DEFAULT_MAX_REQUEST_BODY_SIZE:
+                    await send({"type": "http.response.start", "status": 413, "headers": []})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+            body = bytes(received)
             needed = self.scopes_for(body)
             user = scope.get("user")
             if isinstance(user, AuthenticatedUser) and not all(s in user.scopes for s in needed):
-                payload = json.dumps({"error": "insufficient_scope", "error_description": "Required scope: " + " ".join(needed)}).encode()
+                payload = json.dumps(
+                    {"error": "insufficient_scope", "error_description": "Required scope: " + " ".join(needed)}
+                ).encode()
                 await send(
                     {
                         "type": "http.response.start",
