@@ -269,7 +269,22 @@ enum ResourceServerCommand {
         /// The MCP server's canonical URL (https, or http on a loopback host; no fragment).
         #[arg(long)]
         resource: Resource,
-        /// A scope the resource server offers (repeatable).
+        /// A scope the resource server declares (repeatable), e.g. `mcp:tools`: what its protected
+        /// resource metadata lists in `scopes_supported` and its challenges ask for.
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
+        scopes: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace a resource server's declared scopes in place (same id, secret and resource). Tokens
+    /// already issued keep the scope they were issued with.
+    Update {
+        /// The resource server's id (`lkrs_…`).
+        id: String,
+        /// A scope the resource server declares (repeatable); none leaves only the base scopes.
         #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
         scopes: Vec<String>,
         /// Print JSON.
@@ -515,20 +530,52 @@ fn resource_server_json(rs: &ResourceServerRecord) -> serde_json::Value {
     })
 }
 
+fn unique(scopes: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in scopes {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
 async fn resource_server_command(command: ResourceServerCommand) -> anyhow::Result<()> {
     match command {
+        ResourceServerCommand::Update {
+            id,
+            scopes,
+            json,
+            store,
+        } => {
+            let scopes = unique(scopes);
+            Admin::run(store, async |store, now| {
+                let Some(rs) = store
+                    .update_resource_server_scopes(&id, &scopes, now)
+                    .await
+                    .context("updating the resource server")?
+                else {
+                    anyhow::bail!("no resource server {id}");
+                };
+                if json {
+                    println!("{}", resource_server_json(&rs));
+                } else {
+                    println!("resource server updated");
+                    println!("  resource:           {}", rs.resource);
+                    println!("  scopes:             {}", display_scopes(&rs.scopes));
+                    println!("  resource_server_id: {}", rs.rs_id);
+                }
+                Ok(())
+            })
+            .await
+        }
         ResourceServerCommand::Create {
             resource,
             scopes,
             json,
             store,
         } => {
-            let mut scopes_unique: Vec<String> = Vec::new();
-            for s in scopes {
-                if !scopes_unique.contains(&s) {
-                    scopes_unique.push(s);
-                }
-            }
+            let scopes_unique = unique(scopes);
             Admin::run(store, async |store, now| {
                 let (rs, secret) = match store.create_resource_server(&resource, &scopes_unique, now).await {
                     Ok(created) => created,
@@ -592,7 +639,7 @@ async fn resource_server_command(command: ResourceServerCommand) -> anyhow::Resu
 
 fn display_scopes(scopes: &[String]) -> String {
     if scopes.is_empty() {
-        "(any)".into()
+        "(base scopes only)".into()
     } else {
         scopes.join(" ")
     }

@@ -213,3 +213,57 @@ fn projects_keys_and_providers_from_the_command_line_then_serve() {
     assert!(text.contains("invalid_api_key"));
     drop(serve);
 }
+
+#[test]
+fn resource_server_update_replaces_declared_scopes_and_refuses_an_unknown_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = latchkey(
+        &[
+            "resource-server",
+            "create",
+            "--resource",
+            "https://mcp.example.com/mcp",
+            "--scope",
+            "mcp:tools",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    let id = created["resource_server_id"].as_str().unwrap();
+    let (ok, out, err) = latchkey(
+        &[
+            "resource-server",
+            "update",
+            id,
+            "--scope",
+            "mcp:tools",
+            "--scope",
+            "mcp:admin",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let updated: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(updated["resource_server_id"], id);
+    assert_eq!(updated["scopes"], serde_json::json!(["mcp:tools", "mcp:admin"]));
+
+    let (ok, _, err) = latchkey(
+        &["resource-server", "update", "lkrs_unknown", "--scope", "x"],
+        dir.path(),
+    );
+    assert!(!ok);
+    assert!(err.contains("no resource server lkrs_unknown"), "{err}");
+    let (ok, _, err) = latchkey(&["resource-server", "update", id, "--scope", "bad scope"], dir.path());
+    assert!(!ok, "a malformed scope is refused: {err}");
+    let (ok, out, _) = latchkey(&["resource-server", "list", "--json"], dir.path());
+    assert!(ok);
+    let listed: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        listed["scopes"],
+        serde_json::json!(["mcp:tools", "mcp:admin"]),
+        "unchanged by the refusals"
+    );
+}

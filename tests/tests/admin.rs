@@ -1,5 +1,6 @@
 //! Admin: resource servers (the MCP servers that call introspection) in the store, as the
-//! `latchkey resource-server create|list|delete` commands use them.
+//! `latchkey resource-server create|update|list|delete` commands use them, and the declared-scope
+//! registry (`SCOPES` / `DECLARED`) written in the same transactions.
 
 mod common;
 
@@ -109,7 +110,11 @@ async fn duplicate_resource_refused_and_nothing_extra_stored() {
     let stored = pks(&app).await;
     assert_eq!(
         stored,
-        vec![format!("RESOURCE#{RESOURCE}"), format!("RS#{}", first.rs_id)]
+        vec![
+            format!("RESOURCE#{RESOURCE}"),
+            format!("RS#{}", first.rs_id),
+            "SCOPES".to_string()
+        ]
     );
 
     let again = store.create_resource_server(&resource, &scopes(&["x"]), now).await;
@@ -173,7 +178,12 @@ async fn only_the_secrets_hash_is_stored() {
         .create_resource_server(&Resource::parse(RESOURCE).unwrap(), &[], now)
         .await
         .unwrap();
-    let items = app.all_items().await;
+    let items: Vec<_> = app
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["pk"].as_s().unwrap() != "SCOPES")
+        .collect();
     assert_eq!(items.len(), 2);
     let dump = format!("{items:?}");
     assert!(!dump.contains(&secret), "the secret is not stored");
@@ -204,16 +214,19 @@ async fn delete_removes_both_items() {
         .create_resource_server(&Resource::parse(RESOURCE).unwrap(), &[], now)
         .await
         .unwrap();
-    assert_eq!(pks(&app).await.len(), 4);
+    assert_eq!(pks(&app).await.len(), 5, "two items each and the registry");
 
     assert!(store.delete_resource_server(&rs.rs_id, now).await.unwrap());
     assert_eq!(
         pks(&app).await,
         vec![
             "RESOURCE#https://other.example.com/mcp".to_string(),
-            format!("RS#{}", keep.rs_id)
+            format!("RS#{}", keep.rs_id),
+            "SCOPES".to_string()
         ]
     );
+    let registry = registry(&app).await;
+    assert!(registry.contains_key(&keep.rs_id) && !registry.contains_key(&rs.rs_id));
     assert_eq!(store.get_resource_server(&rs.rs_id, now).await.unwrap(), None);
     assert_eq!(store.resource_server_for(RESOURCE, now).await.unwrap(), None);
     assert!(
@@ -228,6 +241,71 @@ async fn delete_removes_both_items() {
         .await
         .unwrap();
     assert_ne!(again.rs_id, rs.rs_id);
+}
+
+/// The declared-scope registry item's attributes, raw.
+async fn registry(app: &TestApp) -> std::collections::HashMap<String, AttributeValue> {
+    app.all_items()
+        .await
+        .into_iter()
+        .find(|i| i["pk"].as_s().unwrap() == "SCOPES")
+        .expect("the registry item exists")
+}
+
+#[tokio::test]
+async fn update_replaces_declared_scopes_in_place_on_both_items_and_the_registry() {
+    let app = TestApp::start().await;
+    let store = &app.server.state.store;
+    let now = app.server.state.clock.now();
+    let (rs, secret) = store
+        .create_resource_server(&Resource::parse(RESOURCE).unwrap(), &scopes(&["mcp:tools"]), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.declared_scopes(now).await.unwrap().as_slice(),
+        ["mcp:tools".to_string()]
+    );
+    let updated = store
+        .update_resource_server_scopes(&rs.rs_id, &scopes(&["mcp:tools", "mcp:admin"]), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.rs_id, rs.rs_id);
+    assert_eq!(updated.secret_hash, rs.secret_hash, "same credentials");
+    assert!(updated.verify_secret(&secret));
+    for read in [
+        store.get_resource_server(&rs.rs_id, now).await.unwrap().unwrap(),
+        store.resource_server_for(RESOURCE, now).await.unwrap().unwrap(),
+    ] {
+        assert_eq!(read.scopes, scopes(&["mcp:tools", "mcp:admin"]));
+        assert_eq!(read.created_at, rs.created_at);
+    }
+    assert_eq!(
+        registry(&app).await[&rs.rs_id],
+        AttributeValue::L(vec![
+            AttributeValue::S("mcp:tools".into()),
+            AttributeValue::S("mcp:admin".into())
+        ])
+    );
+    assert_eq!(
+        store.declared_scopes(now).await.unwrap().as_slice(),
+        scopes(&["mcp:tools", "mcp:admin"]),
+        "this process sees its own change at once"
+    );
+
+    // An unknown id changes nothing.
+    let before = app.all_items().await;
+    for id in ["lkrs_unknown", "not-an-id", ""] {
+        assert_eq!(
+            store
+                .update_resource_server_scopes(id, &scopes(&["x"]), now)
+                .await
+                .unwrap(),
+            None,
+            "{id}"
+        );
+    }
+    assert_eq!(app.all_items().await, before, "nothing changed");
 }
 
 #[tokio::test]

@@ -444,3 +444,122 @@ async fn expired_or_unknown_sign_in_requests_are_refused() {
     assert_eq!(status, 400);
     assert!(browser.cookie.is_none());
 }
+
+/// A resource server that declares its own scopes, as real MCP servers do, and a second one.
+async fn declared_setup(grant_types: &[&str]) -> (TestApp, String) {
+    let app = TestApp::start().await;
+    let store = &app.server.state.store;
+    let now = app.server.state.clock.now();
+    store
+        .create_resource_server(
+            &Resource::parse(RESOURCE).unwrap(),
+            &["mcp:tools".into(), "mcp:admin".into()],
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .create_resource_server(
+            &Resource::parse("https://files.example.com/mcp").unwrap(),
+            &["files:write".into()],
+            now,
+        )
+        .await
+        .unwrap();
+    let (status, body) = app
+        .register(serde_json::json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "grant_types": grant_types,
+            "scope": "mcp:tools",
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    (app, body["client_id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn rfc6749_3_3_declared_scopes_offline_access_and_step_up_are_granted_for_their_resource() {
+    let (app, client_id) = declared_setup(&["authorization_code", "refresh_token"]).await;
+    // What the Python SDK asks for: the challenge's scope plus offline_access.
+    let url = authorize_url(&app, &client_id, &[("scope", "mcp:tools offline_access")]);
+    let location = app.approve_in_browser(&url, "ada@example.com").await;
+    let q = query_of(&location);
+    assert!(q.contains_key("code"), "{location}");
+    let (status, body) = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &q["code"]),
+                ("client_id", &client_id),
+                ("redirect_uri", "http://127.0.0.1:5555/callback"),
+                ("code_verifier", VERIFIER),
+                ("resource", RESOURCE),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "mcp:tools offline_access");
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("lk_rt_"));
+
+    // Step-up beyond the registered scope, to another scope the same server declares.
+    let url = authorize_url(&app, &client_id, &[("scope", "mcp:tools mcp:admin")]);
+    let location = app.approve_in_browser(&url, "ada@example.com").await;
+    assert!(query_of(&location).contains_key("code"), "{location}");
+
+    // No scope at all: the resource's declared scopes.
+    let url = authorize_url(&app, &client_id, &[("scope", "")]);
+    let mut browser = Browser::new();
+    let (status, location, _, _) = browser.get(&url).await;
+    assert_eq!(status, 303);
+    assert!(location.unwrap().contains("/oauth/2.1/callback?request="));
+    let items = app.all_items().await;
+    let scopes: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i.get("scope") {
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) if i["pk"].as_s().unwrap().starts_with("AUTHREQ#") => {
+                Some(s.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(scopes.contains(&"mcp:tools mcp:admin"), "{scopes:?}");
+}
+
+#[tokio::test]
+async fn rfc6749_4_1_2_1_invalid_scope_for_another_resources_scope_and_offline_access_without_refresh_grant() {
+    for (grant_types, scope, why) in [
+        (
+            &["authorization_code", "refresh_token"][..],
+            "mcp:tools files:write",
+            "\"files:write\"",
+        ),
+        (
+            &["authorization_code"][..],
+            "mcp:tools offline_access",
+            "refresh_token grant",
+        ),
+        (
+            &["authorization_code", "refresh_token"][..],
+            "nowhere:declared",
+            "\"nowhere:declared\"",
+        ),
+    ] {
+        let (app, client_id) = declared_setup(grant_types).await;
+        let before = app.all_items().await.len();
+        let mut browser = Browser::new();
+        let (status, location, _, _) = browser.get(&authorize_url(&app, &client_id, &[("scope", scope)])).await;
+        assert_eq!(status, 303, "{scope}");
+        let q = query_of(&location.unwrap());
+        assert_eq!(q["error"], "invalid_scope", "{scope}");
+        assert!(
+            q["error_description"].contains(why),
+            "{scope}: {}",
+            q["error_description"]
+        );
+        assert_eq!(app.all_items().await.len(), before, "{scope}: nothing stored");
+    }
+}

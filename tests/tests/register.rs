@@ -279,9 +279,9 @@ async fn rfc7591_3_2_2_bad_input_gets_a_clear_error_and_stores_nothing() {
             "invalid_client_metadata",
         ),
         (
-            "scope outside scopes_supported",
+            "malformed scope",
             "application/json",
-            json!({"redirect_uris": r, "scope": "openid admin"}).to_string(),
+            json!({"redirect_uris": r, "scope": "openid  admin"}).to_string(),
             400,
             "invalid_client_metadata",
         ),
@@ -354,18 +354,80 @@ async fn redirect_uri_outside_the_operator_policy_is_refused_and_nothing_is_stor
 }
 
 #[tokio::test]
-async fn scope_outside_a_configured_scopes_supported_is_refused() {
+async fn rfc7591_2_scope_values_declared_nowhere_are_left_out_of_the_registered_scope() {
     let app = TestApp::start_configured(None, &[("LATCHKEY_SCOPES", "mcp:tools mcp:read")]).await;
-    let got = app
+    let (status, body) = app
         .register(json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "openid"}))
         .await;
-    assert_oauth_error(&got, 400, "invalid_client_metadata");
-    assert!(app.all_items().await.is_empty());
+    assert_eq!(status, 201, "{body}");
+    assert!(body.get("scope").is_none(), "nothing left to register: {body}");
     let (status, body) = app
-        .register(json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp:tools"}))
+        .register(json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp:tools admin"}))
         .await;
     assert_eq!(status, 201);
     assert_eq!(body["scope"], "mcp:tools");
+    let stored = app
+        .server
+        .state
+        .store
+        .get_client(body["client_id"].as_str().unwrap(), app.server.state.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.metadata.scope.as_deref(), Some("mcp:tools"));
+}
+
+#[tokio::test]
+async fn rfc7591_2_a_resource_servers_declared_scopes_are_registrable() {
+    // What the official TypeScript SDK sends for a server whose challenge says scope="mcp:tools".
+    let app = TestApp::start().await;
+    let state = &app.server.state;
+    let now = state.clock.now();
+    let resource = latchkey::store::resource_servers::Resource::parse("https://mcp.example.com/mcp").unwrap();
+    let (rs, _) = state
+        .store
+        .create_resource_server(&resource, &["mcp:tools".into(), "mcp:admin".into()], now)
+        .await
+        .unwrap();
+    let register = |scope: &str| {
+        app.register(json!({
+            "redirect_uris": ["http://localhost:3000/callback"],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "client_name": "MCP client",
+            "scope": scope,
+        }))
+    };
+    let before = app.calls();
+    let (status, body) = register("mcp:tools").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    assert_eq!(
+        app.calls().0 - before.0,
+        2,
+        "a cold copy of the declared scopes costs one GetItem"
+    );
+    let before = app.calls();
+    let (status, body) = register("mcp:tools offline_access undeclared:scope").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["scope"], "mcp:tools offline_access",
+        "undeclared values are left out"
+    );
+    assert_eq!(app.calls().0 - before.0, 1, "a warm copy: one round trip, the put");
+
+    // Updating the resource server's scopes in place changes what registration accepts at once in
+    // this process; deleting it withdraws them.
+    state
+        .store
+        .update_resource_server_scopes(&rs.rs_id, &["files:read".into()], now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(register("mcp:tools files:read").await.1["scope"], "files:read");
+    assert!(state.store.delete_resource_server(&rs.rs_id, now).await.unwrap());
+    assert!(register("files:read").await.1.get("scope").is_none());
 }
 
 #[tokio::test]

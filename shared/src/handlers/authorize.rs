@@ -128,35 +128,6 @@ pub(crate) fn csrf_token(session_id: &str, request_id: &str) -> String {
     secret::hash(&format!("latchkey-csrf\n{session_id}\n{request_id}"))
 }
 
-/// The scope to grant: what was asked (or, if nothing was, everything allowed), within what the
-/// server, the client and the resource server allow.
-pub fn decide_scope(
-    requested: Option<&str>,
-    supported: &[String],
-    client_scope: Option<&str>,
-    resource_scopes: &[String],
-) -> Result<String, String> {
-    let client: Option<Vec<&str>> = client_scope.map(|s| s.split(' ').collect());
-    let allowed: Vec<&String> = supported
-        .iter()
-        .filter(|s| client.as_ref().is_none_or(|c| c.contains(&s.as_str())))
-        .filter(|s| resource_scopes.is_empty() || resource_scopes.contains(s))
-        .collect();
-    match requested.filter(|s| !s.is_empty()) {
-        None => Ok(allowed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
-        Some(raw) => {
-            let asked = scope::parse(raw)?;
-            if let Some(bad) = asked.iter().find(|a| !allowed.iter().any(|s| s == a)) {
-                let shown: String = bad.chars().take(64).collect();
-                return Err(format!(
-                    "scope \"{shown}\" is not available to this client and resource"
-                ));
-            }
-            Ok(asked.join(" "))
-        }
-    }
-}
-
 /// Create the grant and its code, then send the browser back to the client with it.
 pub(crate) async fn issue_code(
     state: &AppState,
@@ -198,12 +169,10 @@ async fn document_client(state: &AppState, client_id: &str, now: i64) -> Result<
     let allow_loopback = state.config.allow_loopback_outbound;
     let url = cimd::parse_client_id_url(client_id, allow_loopback)?;
     let (doc, max_age) = cimd::fetch(&url, allow_loopback).await?;
-    let metadata = cimd::metadata_from_document(
-        doc,
-        client_id,
-        &state.config.redirect_policy,
-        &state.config.scopes_supported,
-    )?;
+    let mut metadata = cimd::metadata_from_document(doc, client_id, &state.config.redirect_policy)?;
+    metadata.scope = super::registered_scope(state, metadata.scope.take(), now)
+        .await
+        .map_err(|_| "its scopes could not be checked".to_string())?;
     let record = ClientRecord {
         client_id: client_id.to_string(),
         secret_hash: None,
@@ -343,12 +312,13 @@ async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body
         }
         Err(e) => return server_error("authorize: loading the resource server failed", e),
     };
-    let scope = match decide_scope(
-        p.get("scope"),
-        &state.config.scopes_supported,
-        client.metadata.scope.as_deref(),
-        &rs.scopes,
-    ) {
+    let scope_ctx = scope::ScopeContext {
+        base: &state.config.scopes_supported,
+        resource: &rs.scopes,
+        client: client.metadata.scope.as_deref(),
+        refresh_grant: client.metadata.grant_types.iter().any(|g| g == "refresh_token"),
+    };
+    let scope = match scope::decide(p.get("scope"), &scope_ctx) {
         Ok(s) => s,
         Err(m) => return to.error(OAuthErrorCode::InvalidScope, &m),
     };
@@ -401,27 +371,6 @@ async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn scope_is_within_server_client_and_resource() {
-        let sup = v(&["openid", "email", "offline_access"]);
-        assert_eq!(
-            decide_scope(None, &sup, None, &[]).unwrap(),
-            "openid email offline_access"
-        );
-        assert_eq!(decide_scope(None, &sup, Some("openid"), &[]).unwrap(), "openid");
-        assert_eq!(
-            decide_scope(Some("email"), &sup, None, &v(&["email"])).unwrap(),
-            "email"
-        );
-        assert!(decide_scope(Some("openid"), &sup, None, &v(&["email"])).is_err());
-        assert!(decide_scope(Some("admin"), &sup, None, &[]).is_err());
-        assert!(decide_scope(Some("email"), &sup, Some("openid"), &[]).is_err());
-    }
 
     #[test]
     fn csrf_is_bound_to_session_and_request() {

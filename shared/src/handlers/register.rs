@@ -1,4 +1,6 @@
-//! `POST /oauth/2.1/register`: RFC 7591 dynamic client registration. One store round trip.
+//! `POST /oauth/2.1/register`: RFC 7591 dynamic client registration. One store round trip (two when
+//! the `scope` names a non-base scope and this process's copy of the declared scopes is older than
+//! a minute).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -29,10 +31,11 @@ async fn register(state: &AppState, req: &Request) -> Result<Response<Body>, OAu
             OAuthError::new(OAuthErrorCode::InvalidRequest, bad.message).with_status(bad.status)
         }
     })?;
-    let meta = validate_registration(&body, &state.config.redirect_policy, &state.config.scopes_supported)?;
+    let mut meta = validate_registration(&body, &state.config.redirect_policy)?;
+    let now = state.clock.now();
+    meta.scope = super::registered_scope(state, meta.scope.take(), now).await?;
     let client_id = secret::random_token(CLIENT_ID_PREFIX, 16);
     let client_secret = meta.is_confidential().then(|| secret::new_secret(CLIENT_SECRET_PREFIX));
-    let now = state.clock.now();
     let record = clients::ClientRecord {
         client_id: client_id.clone(),
         secret_hash: client_secret.as_deref().map(secret::hash),

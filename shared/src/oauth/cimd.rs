@@ -156,7 +156,6 @@ pub fn metadata_from_document(
     mut doc: Map<String, Value>,
     url: &str,
     policy: &RedirectPolicy,
-    scopes_supported: &[String],
 ) -> Result<ClientMetadata, String> {
     if doc.get("client_id").and_then(Value::as_str) != Some(url) {
         return Err("the document's client_id does not equal its URL".into());
@@ -171,7 +170,7 @@ pub fn metadata_from_document(
         Some("none") => {}
         Some(_) => return Err("only token_endpoint_auth_method none is supported for metadata documents".into()),
     }
-    validate_registration(&doc, policy, scopes_supported).map_err(|e| e.description)
+    validate_registration(&doc, policy).map_err(|e| e.description)
 }
 
 #[cfg(test)]
@@ -209,18 +208,17 @@ mod tests {
     fn document_must_name_itself_and_be_public() {
         let url = "https://app.example.com/client.json";
         let good = json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"], "client_name": "App"});
-        let scopes = vec!["openid".to_string()];
         let p = RedirectPolicy::default();
-        let m = metadata_from_document(good.as_object().unwrap().clone(), url, &p, &scopes).unwrap();
+        let m = metadata_from_document(good.as_object().unwrap().clone(), url, &p).unwrap();
         assert_eq!(m.token_endpoint_auth_method, "none");
         let mut other = good.clone();
         other["client_id"] = json!("https://evil.example/client.json");
-        assert!(metadata_from_document(other.as_object().unwrap().clone(), url, &p, &scopes).is_err());
+        assert!(metadata_from_document(other.as_object().unwrap().clone(), url, &p).is_err());
         let mut secret = good.clone();
         secret["client_secret"] = json!("x");
-        assert!(metadata_from_document(secret.as_object().unwrap().clone(), url, &p, &scopes).is_err());
+        assert!(metadata_from_document(secret.as_object().unwrap().clone(), url, &p).is_err());
         let mut basic = good;
         basic["token_endpoint_auth_method"] = json!("client_secret_basic");
-        assert!(metadata_from_document(basic.as_object().unwrap().clone(), url, &p, &scopes).is_err());
+        assert!(metadata_from_document(basic.as_object().unwrap().clone(), url, &p).is_err());
     }
 }

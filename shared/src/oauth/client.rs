@@ -134,13 +134,10 @@ fn string_list(body: &Map<String, Value>, name: &str, max: usize) -> Result<Opti
     }
 }
 
-/// Validate a registration request body (RFC 7591 §2, §3.2.2) against the operator's policy and
-/// the scopes the server supports.
-pub fn validate_registration(
-    body: &Map<String, Value>,
-    policy: &RedirectPolicy,
-    scopes_supported: &[String],
-) -> Result<ClientMetadata, OAuthError> {
+/// Validate a registration request body (RFC 7591 §2, §3.2.2) against the operator's policy. The
+/// `scope` is only parsed here; which of its values are kept is [`scope::registrable`]'s decision,
+/// made by the caller, which knows the declared scopes.
+pub fn validate_registration(body: &Map<String, Value>, policy: &RedirectPolicy) -> Result<ClientMetadata, OAuthError> {
     // redirect_uris: required for the authorization_code grant.
     let redirect_uris = match body.get("redirect_uris") {
         None | Some(Value::Null) => return Err(redirect_err("redirect_uris is required")),
@@ -209,17 +206,7 @@ pub fn validate_registration(
     let scope = match opt_text_long(body, "scope")? {
         None => None,
         Some(s) if s.is_empty() => None,
-        Some(s) => {
-            let tokens = scope::parse(&s).map_err(meta_err)?;
-            if let Some(bad) = tokens.iter().find(|t| !scopes_supported.contains(t)) {
-                return Err(meta_err(format!(
-                    "scope \"{}\" is not supported; supported scopes: {}",
-                    truncate(bad),
-                    scopes_supported.join(" ")
-                )));
-            }
-            Some(tokens.join(" "))
-        }
+        Some(s) => Some(scope::parse(&s).map_err(meta_err)?.join(" ")),
     };
 
     let application_type = match opt_text(body, "application_type")? {
@@ -266,12 +253,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scopes() -> Vec<String> {
-        vec!["openid".into(), "email".into(), "offline_access".into()]
-    }
-
     fn check(body: Value) -> Result<ClientMetadata, OAuthError> {
-        validate_registration(body.as_object().unwrap(), &RedirectPolicy::default(), &scopes())
+        validate_registration(body.as_object().unwrap(), &RedirectPolicy::default())
     }
 
     fn code_of(body: Value) -> &'static str {
@@ -313,7 +296,6 @@ mod tests {
                 .as_object()
                 .unwrap(),
             &strict,
-            &scopes(),
         )
         .unwrap_err();
         assert_eq!(e.code, OAuthErrorCode::InvalidRedirectUri);
@@ -331,7 +313,6 @@ mod tests {
             json!({"redirect_uris": r, "response_types": ["code", "id_token"]}),
             json!({"redirect_uris": r, "token_endpoint_auth_method": "private_key_jwt"}),
             json!({"redirect_uris": r, "token_endpoint_auth_method": 5}),
-            json!({"redirect_uris": r, "scope": "admin"}),
             json!({"redirect_uris": r, "scope": "openid  email"}),
             json!({"redirect_uris": r, "application_type": "desktop"}),
             json!({"redirect_uris": r, "client_name": "x".repeat(300)}),

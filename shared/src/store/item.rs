@@ -28,6 +28,11 @@ impl Item {
         self.0
     }
 
+    /// Every attribute, by name.
+    pub fn as_map(&self) -> &HashMap<String, AttributeValue> {
+        &self.0
+    }
+
     pub fn get(&self, name: &str) -> Option<&AttributeValue> {
         self.0.get(name)
     }

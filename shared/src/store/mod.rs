@@ -78,11 +78,13 @@ pub(crate) fn put_new_item(
     Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build())
 }
 
-/// The repository: a DynamoDB client and the table name.
+/// The repository: a DynamoDB client, the table name, and this process's cache of the scopes
+/// resource servers declare (see [`resource_servers::DeclaredScopes`]).
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
     table: String,
+    declared: resource_servers::DeclaredScopesCache,
 }
 
 /// Is this item expired at `now`? Items without a `ttl` never expire.
@@ -98,6 +100,7 @@ impl Store {
         Store {
             client,
             table: table.into(),
+            declared: Default::default(),
         }
     }
 

@@ -6,15 +6,19 @@
 //! |---|---|---|---|
 //! | resource server | `RS#<rs_id>` | `RS` | `rs_id`, `secret_hash`, `resource`, `scopes`, `created_at` |
 //! | lookup by resource | `RESOURCE#<resource>` | `RS` | the same attributes, copied |
+//! | declared scopes | `SCOPES` | `DECLARED` | one list attribute per resource server: `<rs_id>` → its scopes |
 //!
-//! Both items are written in one transaction and deleted in one transaction, so a resource URL names
-//! at most one resource server and authorize needs a single GetItem. No TTL.
+//! The record, its lookup item and its entry in the declared-scope registry are written in one
+//! transaction and deleted in one transaction, so a resource URL names at most one resource server,
+//! authorize needs a single GetItem, and registration learns every declared scope from one GetItem
+//! (cached per process for [`DECLARED_SCOPES_TTL`] seconds). No TTL.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use url::{Host, Url};
 
 use super::item::Item;
@@ -32,6 +36,60 @@ pub const RS_PREFIX: &str = "RS#";
 pub const RESOURCE_PREFIX: &str = "RESOURCE#";
 /// Longest resource URL we accept (a partition key is at most 2048 bytes).
 pub const MAX_RESOURCE_LEN: usize = 1024;
+
+/// How long a process trusts its copy of the declared-scope registry, in seconds. Registration is the
+/// only reader; a scope declared within this window by another process may be left out of a
+/// registration's echoed `scope`, which never limits what the client may later ask for.
+pub const DECLARED_SCOPES_TTL: i64 = 60;
+
+/// The declared-scope registry: `SCOPES` / `DECLARED`.
+pub fn declared_key() -> Key {
+    Key {
+        pk: "SCOPES".into(),
+        sk: "DECLARED".into(),
+    }
+}
+
+/// Every scope some resource server declares, deduplicated, in a stable order.
+pub type DeclaredScopes = Arc<Vec<String>>;
+
+/// This process's copy of the declared-scope registry and when it was read.
+#[derive(Clone, Debug, Default)]
+pub struct DeclaredScopesCache(Arc<Mutex<Option<(i64, DeclaredScopes)>>>);
+
+impl DeclaredScopesCache {
+    fn fresh(&self, now: i64) -> Option<DeclaredScopes> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .filter(|(at, _)| now - at < DECLARED_SCOPES_TTL && *at <= now)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn set(&self, now: i64, scopes: DeclaredScopes) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, scopes));
+    }
+
+    /// Forget the copy (this process changed a resource server).
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The union of the registry item's per-resource-server lists.
+fn declared_from_item(item: &Item) -> Vec<String> {
+    let mut names: Vec<&String> = item.as_map().keys().filter(|k| k.starts_with(RS_ID_PREFIX)).collect();
+    names.sort();
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        for scope in item.list(name) {
+            if !out.contains(&scope) {
+                out.push(scope);
+            }
+        }
+    }
+    out
+}
 
 /// A resource server's record: `RS#<rs_id>` / `RS`.
 pub fn rs_key(rs_id: &str) -> Key {
@@ -173,7 +231,7 @@ pub struct ResourceServerRecord {
     pub secret_hash: String,
     /// The canonical resource URL (see [`Resource`]); the audience of tokens issued for it.
     pub resource: String,
-    /// Scopes this resource server offers; empty means it does not restrict scopes.
+    /// Scopes this resource server declares (beside the base scopes every resource accepts).
     pub scopes: Vec<String>,
     pub created_at: i64,
 }
@@ -248,8 +306,47 @@ fn transact_err(e: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>) -
 }
 
 impl Store {
+    /// The transaction item that sets (or, with `None`, removes) one resource server's entry in the
+    /// declared-scope registry.
+    fn declared_entry(&self, rs_id: &str, scopes: Option<&[String]>) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(declared_key().to_map()))
+            .expression_attribute_names("#rs", rs_id);
+        let update = match scopes {
+            Some(scopes) => update
+                .update_expression("SET #rs = :scopes, #type = :type")
+                .expression_attribute_names("#type", "type")
+                .expression_attribute_values(
+                    ":scopes",
+                    AttributeValue::L(scopes.iter().map(|v| AttributeValue::S(v.clone())).collect()),
+                )
+                .expression_attribute_values(":type", AttributeValue::S("declared_scopes".into())),
+            None => update.update_expression("REMOVE #rs"),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_err)?)
+            .build())
+    }
+
+    /// Every scope some resource server declares (the registry item), from this process's copy when
+    /// it is younger than [`DECLARED_SCOPES_TTL`]. At most one GetItem.
+    pub async fn declared_scopes(&self, now: i64) -> Result<DeclaredScopes, StoreError> {
+        if let Some(s) = self.declared.fresh(now) {
+            return Ok(s);
+        }
+        let scopes = Arc::new(
+            self.get(&declared_key(), now)
+                .await?
+                .map(|item| declared_from_item(&item))
+                .unwrap_or_default(),
+        );
+        self.declared.set(now, scopes.clone());
+        Ok(scopes)
+    }
+
     /// Register a resource server: a new id and secret, the record and its lookup item written in
-    /// one transaction, each only if absent. A resource URL already registered is
+    /// one transaction, each only if absent, with its entry in the declared-scope registry. A resource URL already registered is
     /// `StoreError::ConditionFailed` and nothing is written. Returns the record and the secret, which
     /// is not stored and cannot be shown again. One round trip.
     pub async fn create_resource_server(
@@ -279,10 +376,63 @@ impl Store {
             .transact_write_items()
             .transact_items(put(record.to_item())?)
             .transact_items(put(record.to_lookup_item())?)
+            .transact_items(self.declared_entry(&record.rs_id, Some(&record.scopes))?)
             .send()
             .await
             .map_err(transact_err)?;
+        self.declared.clear();
         Ok((record, secret_value))
+    }
+
+    /// Replace a resource server's declared scopes in place (same id, secret and resource): the
+    /// record, its lookup item and its registry entry in one transaction, each record only if it
+    /// still belongs to this resource server. `None` if there is no such resource server. Two round
+    /// trips (read the record for its resource, then the transaction).
+    pub async fn update_resource_server_scopes(
+        &self,
+        rs_id: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<Option<ResourceServerRecord>, StoreError> {
+        let Some(mut record) = self.get_resource_server(rs_id, now).await? else {
+            return Ok(None);
+        };
+        record.scopes = scopes.to_vec();
+        let set = |key: Key| -> Result<TransactWriteItem, StoreError> {
+            let update = Update::builder()
+                .table_name(self.table())
+                .set_key(Some(key.to_map()))
+                .update_expression("SET scopes = :scopes")
+                .condition_expression("rs_id = :id")
+                .expression_attribute_values(
+                    ":scopes",
+                    AttributeValue::L(scopes.iter().map(|v| AttributeValue::S(v.clone())).collect()),
+                )
+                .expression_attribute_values(":id", AttributeValue::S(record.rs_id.clone()))
+                .build()
+                .map_err(build_err)?;
+            Ok(TransactWriteItem::builder().update(update).build())
+        };
+        let lookup_key = Key {
+            pk: format!("{RESOURCE_PREFIX}{}", record.resource),
+            sk: "RS".into(),
+        };
+        let res = self
+            .client()
+            .transact_write_items()
+            .transact_items(set(rs_key(&record.rs_id))?)
+            .transact_items(set(lookup_key)?)
+            .transact_items(self.declared_entry(&record.rs_id, Some(scopes))?)
+            .send()
+            .await
+            .map_err(transact_err);
+        self.declared.clear();
+        match res {
+            Ok(_) => Ok(Some(record)),
+            // Deleted concurrently.
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Load a resource server by id (introspection's Basic user name). One round trip, none for a
@@ -354,9 +504,11 @@ impl Store {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete_record).build())
             .transact_items(TransactWriteItem::builder().delete(delete_lookup).build())
+            .transact_items(self.declared_entry(&record.rs_id, None)?)
             .send()
             .await
             .map_err(transact_err);
+        self.declared.clear();
         match res {
             Ok(_) => Ok(true),
             // Deleted concurrently.
@@ -467,6 +619,31 @@ mod tests {
         assert_eq!(ResourceServerRecord::from_item(&lookup).unwrap(), r);
         assert!(r.verify_secret("lk_rss_s"));
         assert!(!r.verify_secret("lk_rss_t"));
+    }
+
+    #[test]
+    fn declared_scopes_are_the_union_of_every_entry() {
+        let item = Item::with_key(&declared_key())
+            .set_s("type", "declared_scopes")
+            .set_list("lkrs_b", &["mcp:tools".into(), "mcp:admin".into()])
+            .set_list("lkrs_a", &["files:read".into(), "mcp:tools".into()])
+            .set_list("lkrs_c", &[]);
+        assert_eq!(declared_from_item(&item), vec!["files:read", "mcp:tools", "mcp:admin"]);
+        let k = declared_key();
+        assert_eq!((k.pk.as_str(), k.sk.as_str()), ("SCOPES", "DECLARED"));
+        assert!(!"SCOPES".starts_with(RS_PREFIX) && !"SCOPES".starts_with(RESOURCE_PREFIX));
+    }
+
+    #[test]
+    fn declared_scopes_cache_expires() {
+        let c = DeclaredScopesCache::default();
+        assert!(c.fresh(100).is_none());
+        c.set(100, Arc::new(vec!["a".into()]));
+        assert_eq!(c.fresh(100 + DECLARED_SCOPES_TTL - 1).unwrap().as_slice(), ["a"]);
+        assert!(c.fresh(100 + DECLARED_SCOPES_TTL).is_none());
+        assert!(c.fresh(99).is_none(), "a clock that went back does not trust the copy");
+        c.clear();
+        assert!(c.fresh(100).is_none());
     }
 
     #[test]
