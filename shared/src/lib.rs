@@ -1,8 +1,10 @@
 //! latchkey: OAuth for the Model Context Protocol on DynamoDB and KMS.
 //!
 //! One domain crate used by every Lambda binary in `functions/`, by `latchkey serve` and by the tests.
-//! The request path is `router` → `handlers::<endpoint>` → domain (`oauth`) → `store` / `crypto`.
+//! The request path is `router` → `handlers::<endpoint>` → flows (`authz`, `vault`, `tools`, around
+//! `oauth`'s pure decisions) → `store` / `crypto`.
 
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod crypto;

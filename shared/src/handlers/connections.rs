@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::clock::iso8601;
 use crate::error::VaultError;
+use crate::http::path::path_params;
 use crate::http::response;
-use crate::router::path_params;
 use crate::state::AppState;
 use crate::store::vault::{self as vstore, Connection};
 use crate::vault::{self, PresentedKey};
@@ -122,7 +122,7 @@ async fn delete(
         .transpose()
         .map_err(|e| vault::store_error("reading a connection", e))?
     else {
-        return Err(not_connected(&provider_name));
+        return Err(vault::not_connected(&provider_name));
     };
     // Revoke upstream first (best effort: a provider outage must not keep a user connected here).
     let revoked = match vault::resolve_provider(state, &key.project_id, &provider_name, items[2].as_ref()) {
@@ -135,19 +135,11 @@ async fn delete(
         .await
         .map_err(|e| vault::store_error("deleting a connection", e))?;
     if !deleted {
-        return Err(not_connected(&provider_name));
+        return Err(vault::not_connected(&provider_name));
     }
     tracing::info!(project = %key.project_id, provider = %provider_name, revoked, "vault: connection deleted");
     Ok(response::json(
         StatusCode::OK,
         &json!({"deleted": true, "provider": provider_name, "revoked_upstream": revoked}),
     ))
-}
-
-pub fn not_connected(provider: &str) -> VaultError {
-    VaultError::new(
-        StatusCode::NOT_FOUND,
-        "not_connected",
-        format!("the user has no {provider} connection; create an auth session first"),
-    )
 }

@@ -5,15 +5,17 @@
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use subtle::ConstantTimeEq;
 
+use super::server_error;
+use crate::authz::code;
 use crate::error::OAuthErrorCode;
+use crate::http::cookie::session_cookie;
+use crate::http::csrf::{csrf_matches, csrf_token};
 use crate::http::html::{error_page, escape};
 use crate::http::request::{self, Params};
+use crate::oauth::authorize::ClientRedirect;
 use crate::state::AppState;
 use crate::store::authz::Session;
-
-use super::authorize::{csrf_token, issue_code, server_error, session_cookie, ClientRedirect};
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let base = request::public_base(&state.config, &req);
@@ -133,8 +135,7 @@ async fn decide(state: &AppState, base: &str, p: &Params, sid: &str, session: &S
             "The form is missing its security token. Start again from the app.",
         );
     };
-    let expected = csrf_token(sid, id);
-    if !bool::from(expected.as_bytes().ct_eq(csrf.as_bytes())) {
+    if !csrf_matches(sid, id, csrf) {
         return error_page(
             StatusCode::FORBIDDEN,
             "The form's security token is not valid. Start again from the app.",
@@ -170,5 +171,8 @@ async fn decide(state: &AppState, base: &str, p: &Params, sid: &str, session: &S
     {
         return server_error("consent: remembering consent failed", e);
     }
-    issue_code(state, &authreq, session, &to, now).await
+    match code::issue(state, &authreq, session, now).await {
+        Ok(issued) => to.code(&issued.code),
+        Err(e) => server_error("authorize: storing the grant failed", e),
+    }
 }

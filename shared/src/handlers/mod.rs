@@ -1,4 +1,7 @@
 //! One module per endpoint: `handle(&AppState, Request) -> Response`, used by Lambda and `serve`.
+//! A handler parses its request, calls the flows (`authz`, `oauth`, `vault`, `tools`) and renders
+//! their answer; handlers never call each other. What several browser-facing handlers render the
+//! same way lives here.
 
 pub mod authorize;
 pub mod callback;
@@ -16,27 +19,52 @@ pub mod tool_mcp;
 pub mod tool_oauth;
 pub mod tools;
 
-use crate::error::OAuthError;
-use crate::oauth::scope;
-use crate::state::AppState;
+use http::StatusCode;
+use lambda_http::{Body, Response};
 
-/// RFC 7591 §2: the registered `scope` keeps the requested values that are base scopes or declared
-/// by some resource server (read only when a value is not a base scope); the response shows it.
-pub(crate) async fn registered_scope(
-    state: &AppState,
-    requested: Option<String>,
-    now: i64,
-) -> Result<Option<String>, OAuthError> {
-    let Some(requested) = requested else {
-        return Ok(None);
-    };
-    let base = &state.config.scopes_supported;
-    if !scope::names_beyond_base(&requested, base) {
-        return Ok(Some(requested));
+use crate::authz::signin::{SignInError, SignedIn};
+use crate::error::OAuthErrorCode;
+use crate::http::cookie::{set_cookie, set_session_cookie, LOGIN_COOKIE};
+use crate::http::html::{error_page, redirect};
+use crate::oauth::authorize::ClientRedirect;
+use crate::state::AppState;
+use crate::store::authz::SESSION_TTL;
+use crate::store::StoreError;
+
+/// A store failure on a browser page: 500 with a generic page; the cause goes to the log.
+fn server_error(context: &str, e: StoreError) -> Response<Body> {
+    tracing::error!(error = %e, "{context}");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Please try again.",
+    )
+}
+
+/// A sign-in that cannot go on, as the browser sees it.
+fn sign_in_failure(state: &AppState, base: &str, e: SignInError) -> Response<Body> {
+    match e {
+        SignInError::Refused(message) => error_page(StatusCode::BAD_REQUEST, message),
+        SignInError::Unavailable => error_page(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider could not be reached. Please try again.",
+        ),
+        SignInError::Store(context, e) => server_error(context, e),
+        SignInError::Declined(authreq) => ClientRedirect {
+            redirect_uri: authreq.redirect_uri,
+            state: Some(authreq.state),
+            issuer: state.config.issuer_for(base),
+        }
+        .error(OAuthErrorCode::AccessDenied, "the user did not sign in"),
     }
-    let declared = state.store.declared_scopes(now).await.map_err(|e| {
-        tracing::error!(error = %e, "register: loading the declared scopes failed");
-        OAuthError::server_error()
-    })?;
-    Ok(scope::registrable(&requested, base, &declared))
+}
+
+/// A browser just signed in: set its session cookie, drop the sign-in binding, go on to consent.
+fn signed_in(base: &str, done: &SignedIn) -> Response<Body> {
+    let mut res = redirect(&format!(
+        "{base}/oauth/2.1/consent?request={}",
+        url::form_urlencoded::byte_serialize(done.request_id.as_bytes()).collect::<String>()
+    ));
+    set_session_cookie(&mut res, base, &done.session_id, SESSION_TTL);
+    set_cookie(&mut res, base, LOGIN_COOKIE, "", 0);
+    res
 }

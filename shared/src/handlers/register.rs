@@ -33,7 +33,7 @@ async fn register(state: &AppState, req: &Request) -> Result<Response<Body>, OAu
     })?;
     let mut meta = validate_registration(&body, &state.config.redirect_policy)?;
     let now = state.clock.now();
-    meta.scope = super::registered_scope(state, meta.scope.take(), now).await?;
+    meta.scope = crate::authz::client::registered_scope(state, meta.scope.take(), now).await?;
     let client_id = secret::random_token(CLIENT_ID_PREFIX, 16);
     let client_secret = meta.is_confidential().then(|| secret::new_secret(CLIENT_SECRET_PREFIX));
     let record = clients::ClientRecord {

@@ -30,7 +30,7 @@ fn internal(e: StoreError) -> OAuthError {
 async fn revoke(state: &AppState, req: &Request) -> Result<Response<Body>, OAuthError> {
     let params = request::form(req)
         .map_err(|bad| OAuthError::new(OAuthErrorCode::InvalidRequest, bad.message).with_status(bad.status))?;
-    let client = client_auth::presented(req, &params)?;
+    let client = client_auth::presented(request::basic_auth(req), &params)?;
     let token = params
         .require("token")
         .map_err(|m| OAuthError::new(OAuthErrorCode::InvalidRequest, m))?;

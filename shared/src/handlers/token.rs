@@ -60,7 +60,7 @@ fn resource_param(params: &request::Params) -> Result<Option<String>, OAuthError
 
 async fn token(state: &AppState, req: &Request) -> Result<Response<Body>, OAuthError> {
     let params = request::form(req).map_err(|bad| invalid_request(bad.message).with_status(bad.status))?;
-    let client = client_auth::presented(req, &params)?;
+    let client = client_auth::presented(request::basic_auth(req), &params)?;
     match params.get("grant_type") {
         None | Some("") => Err(invalid_request("missing required parameter \"grant_type\"")),
         Some("authorization_code") => authorization_code(state, &params, &client).await,

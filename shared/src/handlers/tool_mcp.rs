@@ -61,7 +61,7 @@ async fn relay(
             }
         }
     }
-    crate::handlers::proxy::relay(res, &["mcp-session-id"], sse_window)
+    crate::vault::forward::relay(res, &["mcp-session-id"], sse_window)
         .await
         .map_err(vault_to_tool)
 }
@@ -114,7 +114,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
         }
     }
     let body: Vec<u8> = req.body().as_ref().to_vec();
-    if body.len() > crate::handlers::proxy::MAX_PROXY_BODY {
+    if body.len() > crate::vault::forward::MAX_PROXY_BODY {
         return Err(detail(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The request body is larger than 4 MiB",

@@ -1,12 +1,11 @@
 //! Client authentication at the token and revocation endpoints (RFC 6749 §2.3): HTTP Basic
 //! (`client_secret_basic`), form fields (`client_secret_post`), or a public client naming itself
-//! (`none`). The method used must be the one the client registered.
-
-use lambda_http::Request;
+//! (`none`). The method used must be the one the client registered. Pure: the handler parses the
+//! `Authorization` header (`http::request::basic_auth`) and the form, and loads the client.
 
 use crate::crypto::secret;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::http::request::{self, Params};
+use crate::http::request::Params;
 use crate::store::clients::ClientRecord;
 
 /// Who the request says it is, and how it proves it.
@@ -21,10 +20,14 @@ fn invalid_client(msg: &str) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidClient, msg)
 }
 
-/// Read the client's credentials from the request. RFC 6749 §2.3: a client MUST NOT use more than one
-/// authentication method in a request.
-pub fn presented(req: &Request, params: &Params) -> Result<PresentedClient, OAuthError> {
-    let basic = request::basic_auth(req).map_err(|m| invalid_client(&m))?;
+/// HTTP Basic credentials as `http::request::basic_auth` parsed them: `Ok(None)` without a Basic
+/// header, `Err` with a public description when the header is malformed.
+pub type BasicCredentials = Result<Option<(String, String)>, String>;
+
+/// The client's credentials from the parsed `Authorization` header and form. RFC 6749 §2.3: a client
+/// MUST NOT use more than one authentication method in a request.
+pub fn presented(basic: BasicCredentials, params: &Params) -> Result<PresentedClient, OAuthError> {
+    let basic = basic.map_err(|m| invalid_client(&m))?;
     let plausible = |id: &str| id.len() <= MAX_CLIENT_ID_LEN && !id.chars().any(char::is_control);
     let named = basic.as_ref().map(|(id, _)| id.as_str()).or(params.get("client_id"));
     if named.is_some_and(|id| !plausible(id)) {
@@ -63,7 +66,8 @@ pub fn presented(req: &Request, params: &Params) -> Result<PresentedClient, OAut
 /// before any store call.
 pub const MAX_CLIENT_ID_LEN: usize = 512;
 
-/// Check presented credentials against the registered client (`None`: unknown client).
+/// Check presented credentials against the registered client (`None`: unknown client), RFC 6749
+/// §2.3.1: the registered method only, the secret compared in constant time.
 pub fn authenticate(p: &PresentedClient, client: Option<&ClientRecord>) -> Result<(), OAuthError> {
     let client = client.ok_or_else(|| invalid_client("client authentication failed"))?;
     let registered = client.metadata.token_endpoint_auth_method.as_str();
@@ -75,5 +79,34 @@ pub fn authenticate(p: &PresentedClient, client: Option<&ClientRecord>) -> Resul
         (None, None) => Ok(()),
         (Some(s), Some(hash)) if secret::verify(s, hash) => Ok(()),
         _ => Err(invalid_client("client authentication failed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::parse_params;
+
+    fn basic(id: &str, secret: &str) -> BasicCredentials {
+        Ok(Some((id.to_string(), secret.to_string())))
+    }
+
+    #[test]
+    fn rfc6749_2_3_one_authentication_method_per_request() {
+        let form = parse_params(b"client_id=c1&client_secret=s").unwrap();
+        let e = presented(basic("c1", "s"), &form).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidRequest);
+        let p = presented(Ok(None), &form).unwrap();
+        assert_eq!((p.client_id.as_str(), p.method), ("c1", "client_secret_post"));
+        let p = presented(basic("c1", "s"), &parse_params(b"client_id=c1").unwrap()).unwrap();
+        assert_eq!(p.method, "client_secret_basic");
+        let e = presented(basic("c1", "s"), &parse_params(b"client_id=c2").unwrap()).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidClient);
+        let p = presented(Ok(None), &parse_params(b"client_id=c1").unwrap()).unwrap();
+        assert_eq!((p.method, p.secret), ("none", None));
+        let e = presented(Ok(None), &parse_params(b"").unwrap()).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidClient);
+        let e = presented(Err("Basic credentials are not base64".into()), &form).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidClient);
     }
 }

@@ -351,7 +351,7 @@ pub fn success(tool_id: &str, text: &str) -> Value {
 /// The tool id from a path pattern, 404 when malformed.
 pub fn tool_id_from(pattern: &str, req: &Request) -> Result<String, ToolError> {
     let path = crate::http::request::raw_path(req);
-    crate::router::path_params(pattern, path)
+    crate::http::path::path_params(pattern, path)
         .and_then(|p| p.first().map(|s| s.to_string()))
         .filter(|t| crate::store::tools::is_tool_id(t))
         .ok_or_else(not_found)

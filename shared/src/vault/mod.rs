@@ -3,9 +3,11 @@
 //! the keyring and attaches them to proxied API calls, refreshing them once however many callers
 //! race on an expired token.
 
+pub mod forward;
 pub mod path;
 pub mod providers;
 pub mod refresh;
+pub mod signin;
 pub mod upstream;
 
 use http::StatusCode;
@@ -142,6 +144,15 @@ pub fn unknown_provider(name: &str) -> VaultError {
             "{shown:?} is not a provider of this project; the catalogue has {}",
             providers::names().join(", ")
         ),
+    )
+}
+
+/// 404 for a user with no connection to `provider`.
+pub fn not_connected(provider: &str) -> VaultError {
+    VaultError::new(
+        StatusCode::NOT_FOUND,
+        "not_connected",
+        format!("the user has no {provider} connection; create an auth session first"),
     )
 }
 

@@ -1,0 +1,553 @@
+//! The authorization endpoint's decisions (RFC 6749 §4.1.1 and §4.1.2.1, OAuth 2.1 §4.1.1,
+//! RFC 7636 §4.3, RFC 8707 §2, RFC 8252 §7.3, RFC 9207 §2): pure functions of the parsed
+//! parameters, the loaded client and resource server, and the configuration. The handler loads the
+//! records between the stages and renders what they decide; nothing here reads a store.
+//!
+//! Until the client and its redirect URI are validated, a refusal is a page for the user, never a
+//! redirect (RFC 6749 §4.1.2.1); after, it goes back to the client's redirect URI with `error`,
+//! `error_description`, `state` and `iss`.
+
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use url::Url;
+
+use crate::config::Config;
+use crate::error::OAuthErrorCode;
+use crate::http::html::{error_page, redirect};
+use crate::http::request::Params;
+use crate::oauth::redirect::RedirectUri;
+use crate::oauth::{pkce, scope};
+use crate::store::authz::AuthRequest;
+use crate::store::clients::ClientRecord;
+use crate::store::resource_servers::{Resource, ResourceServerRecord};
+
+/// Longest `client_id` looked up; longer is an unknown client.
+pub const MAX_CLIENT_ID: usize = 512;
+/// Longest `state` carried back to the client.
+pub const MAX_STATE: usize = 1024;
+
+/// Where an authorization response goes: the validated redirect URI, with `state` and `iss`
+/// (RFC 6749 §4.1.2, RFC 9207 §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRedirect {
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub issuer: String,
+}
+
+impl ClientRedirect {
+    /// The redirect URI with `pairs`, then `state` and `iss`; `None` when it does not parse.
+    pub fn location(&self, pairs: &[(&str, &str)]) -> Option<String> {
+        let mut url = Url::parse(&self.redirect_uri).ok()?;
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in pairs {
+                q.append_pair(k, v);
+            }
+            if let Some(s) = &self.state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", &self.issuer);
+        }
+        Some(url.into())
+    }
+
+    fn with(&self, pairs: &[(&str, &str)]) -> Response<Body> {
+        match self.location(pairs) {
+            Some(location) => redirect(&location),
+            None => error_page(StatusCode::BAD_REQUEST, "the redirect URI is not valid"),
+        }
+    }
+
+    /// An error response to the client (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
+    pub fn error(&self, code: OAuthErrorCode, description: &str) -> Response<Body> {
+        self.with(&[("error", code.as_str()), ("error_description", description)])
+    }
+
+    /// A successful response carrying the code (RFC 6749 §4.1.2).
+    pub fn code(&self, code: &str) -> Response<Body> {
+        self.with(&[("code", code)])
+    }
+}
+
+/// Why an authorization request is refused, and how the refusal reaches the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client or its redirect URI is not valid: a page for the user, never a redirect
+    /// (RFC 6749 §4.1.2.1).
+    Page { status: StatusCode, message: String },
+    /// An error response at the client's validated redirect URI (RFC 6749 §4.1.2.1).
+    ToClient {
+        to: ClientRedirect,
+        error: OAuthErrorCode,
+        description: String,
+    },
+}
+
+impl Refusal {
+    fn page(message: &str) -> Self {
+        Refusal::Page {
+            status: StatusCode::BAD_REQUEST,
+            message: message.to_string(),
+        }
+    }
+
+    fn to_client(to: &ClientRedirect, error: OAuthErrorCode, description: &str) -> Self {
+        Refusal::ToClient {
+            to: to.clone(),
+            error,
+            description: description.to_string(),
+        }
+    }
+
+    /// The refusal as a response: the error page, or the redirect to the client.
+    pub fn response(&self) -> Response<Body> {
+        match self {
+            Refusal::Page { status, message } => error_page(*status, message),
+            Refusal::ToClient { to, error, description } => to.error(*error, description),
+        }
+    }
+}
+
+/// What the request establishes once the client is known: where responses go, and the checked
+/// `state`, PKCE challenge and resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub to: ClientRedirect,
+    pub redirect_uri: String,
+    pub state: String,
+    pub code_challenge: String,
+    /// The RFC 8707 resource in canonical form: the resource server to load.
+    pub resource: Resource,
+}
+
+/// A request every check passed: the pending request to store, and where its answer goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidRequest {
+    pub to: ClientRedirect,
+    pub request: AuthRequest,
+}
+
+/// Stage 1 (RFC 6749 §4.1.1 `client_id`): the client the request names. Missing is an error
+/// page; an id longer than any we register is an unknown client.
+pub fn client_id(p: &Params) -> Result<&str, Refusal> {
+    let Some(client_id) = p.get("client_id").filter(|c| !c.is_empty()) else {
+        return Err(Refusal::page(
+            "The request does not name a client (client_id is missing).",
+        ));
+    };
+    if client_id.len() > MAX_CLIENT_ID {
+        return Err(unknown_client());
+    }
+    Ok(client_id)
+}
+
+/// The client named is neither registered nor a metadata document we could use.
+pub fn unknown_client() -> Refusal {
+    Refusal::page("The client is not registered with this server.")
+}
+
+/// A metadata-document client whose document could not be used (`why` is a public description).
+pub fn unusable_document(why: &str) -> Refusal {
+    Refusal::page(&format!("The client's metadata document can't be used: {why}."))
+}
+
+/// Stage 2, with the client loaded: the redirect URI (RFC 6749 §3.1.2.3, exact match, loopback any
+/// port per RFC 8252 §7.3), then — as errors to the client — `response_type` (§4.1.1), `state`,
+/// PKCE S256 (RFC 7636 §4.3), the client's grant types, and the `resource` (RFC 8707 §2, else
+/// the configured default).
+pub fn check_request(p: &Params, client: &ClientRecord, issuer: &str, config: &Config) -> Result<Checked, Refusal> {
+    let registered: Vec<RedirectUri> = client
+        .metadata
+        .redirect_uris
+        .iter()
+        .filter_map(|r| RedirectUri::parse(r).ok())
+        .collect();
+    let redirect_uri = match p.get("redirect_uri").filter(|r| !r.is_empty()) {
+        Some(presented) if registered.iter().any(|r| r.matches(presented)) => presented.to_string(),
+        Some(_) => {
+            return Err(Refusal::page(
+                "The redirect URI does not match any URI registered for this client.",
+            ))
+        }
+        None if registered.len() == 1 => registered[0].as_str().to_string(),
+        None => {
+            return Err(Refusal::page(
+                "The request must include redirect_uri (the client registered several).",
+            ))
+        }
+    };
+    let to = ClientRedirect {
+        redirect_uri: redirect_uri.clone(),
+        state: p.get("state").filter(|s| !s.is_empty()).map(str::to_string),
+        issuer: issuer.to_string(),
+    };
+
+    // From here on, errors go back to the client.
+    let refuse = |error, description: &str| Err(Refusal::to_client(&to, error, description));
+    if p.get("response_type") != Some("code") {
+        return refuse(OAuthErrorCode::UnsupportedResponseType, "response_type must be code");
+    }
+    let Some(state) = to.state.clone() else {
+        return refuse(OAuthErrorCode::InvalidRequest, "state is required");
+    };
+    if state.len() > MAX_STATE {
+        return refuse(OAuthErrorCode::InvalidRequest, "state is too long");
+    }
+    match p.get("code_challenge_method") {
+        Some("S256") => {}
+        Some("plain") => {
+            return refuse(
+                OAuthErrorCode::InvalidRequest,
+                "code_challenge_method plain is not supported; use S256",
+            )
+        }
+        _ => return refuse(OAuthErrorCode::InvalidRequest, "code_challenge_method must be S256"),
+    }
+    let Some(challenge) = p.get("code_challenge").filter(|c| pkce::is_valid_challenge(c)) else {
+        return refuse(
+            OAuthErrorCode::InvalidRequest,
+            "code_challenge must be a base64url S256 challenge (43 characters)",
+        );
+    };
+    if !client.metadata.grant_types.iter().any(|g| g == "authorization_code") {
+        return refuse(
+            OAuthErrorCode::UnauthorizedClient,
+            "client may not use the authorization code grant",
+        );
+    }
+    let resource_raw = p
+        .get("resource")
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .or_else(|| config.default_resource.clone());
+    let Some(resource_raw) = resource_raw else {
+        return refuse(OAuthErrorCode::InvalidTarget, "resource is required (RFC 8707)");
+    };
+    let Ok(resource) = Resource::normalize(&resource_raw) else {
+        return refuse(OAuthErrorCode::InvalidTarget, "resource is not a valid resource URI");
+    };
+    Ok(Checked {
+        to,
+        redirect_uri,
+        state,
+        code_challenge: challenge.to_string(),
+        resource,
+    })
+}
+
+/// Stage 3, with the resource server loaded (`None`: no resource server is registered for the
+/// resource, RFC 8707 §2 `invalid_target`): the scope (RFC 6749 §3.3, `scope::decide`). On success
+/// the pending request to store under `request_id`.
+pub fn decide(
+    checked: Checked,
+    p: &Params,
+    client: &ClientRecord,
+    rs: Option<&ResourceServerRecord>,
+    config: &Config,
+    request_id: String,
+) -> Result<ValidRequest, Refusal> {
+    let Some(rs) = rs else {
+        return Err(Refusal::to_client(
+            &checked.to,
+            OAuthErrorCode::InvalidTarget,
+            "resource is not a resource server registered with this authorization server",
+        ));
+    };
+    let scope_ctx = scope::ScopeContext {
+        base: &config.scopes_supported,
+        resource: &rs.scopes,
+        client: client.metadata.scope.as_deref(),
+        refresh_grant: client.metadata.grant_types.iter().any(|g| g == "refresh_token"),
+    };
+    let scope = scope::decide(p.get("scope"), &scope_ctx)
+        .map_err(|m| Refusal::to_client(&checked.to, OAuthErrorCode::InvalidScope, &m))?;
+    Ok(ValidRequest {
+        to: checked.to,
+        request: AuthRequest {
+            id: request_id,
+            client_id: client.client_id.clone(),
+            client_name: client.metadata.client_name.clone(),
+            redirect_uri: checked.redirect_uri,
+            state: checked.state,
+            code_challenge: checked.code_challenge,
+            resource: rs.resource.clone(),
+            scope,
+        },
+    })
+}
+
+/// Has the user already approved every scope of this request (remembered consent)? Then the
+/// browser gets a code without the consent page.
+pub fn already_approved(request: &AuthRequest, approved: &[String]) -> bool {
+    request.scope.split(' ').all(|s| approved.iter().any(|a| a == s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::parse_params;
+    use crate::oauth::client::ClientMetadata;
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const ISSUER: &str = "https://as.example/oauth/2.1";
+    const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+    fn config() -> Config {
+        Config::from_lookup(|_| None).unwrap()
+    }
+
+    fn client(redirect_uris: &[&str], grant_types: &[&str]) -> ClientRecord {
+        let metadata: ClientMetadata = serde_json::from_value(serde_json::json!({
+            "redirect_uris": redirect_uris,
+            "grant_types": grant_types,
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            "application_type": "native",
+            "client_name": "App",
+        }))
+        .unwrap();
+        ClientRecord {
+            client_id: "c1".into(),
+            secret_hash: None,
+            metadata,
+            created_at: 0,
+            fresh_until: None,
+        }
+    }
+
+    fn rs(scopes: &[&str]) -> ResourceServerRecord {
+        ResourceServerRecord {
+            rs_id: "rs_1".into(),
+            secret_hash: String::new(),
+            resource: RESOURCE.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            created_at: 0,
+        }
+    }
+
+    /// A valid request's parameters, with `extra` (`k=v&…`) laid over them; `k=` removes `k`.
+    fn params(extra: &str) -> Params {
+        let base = format!(
+            "client_id=c1&response_type=code&state=s1&code_challenge_method=S256&code_challenge={CHALLENGE}&resource=https%3A%2F%2Fmcp.example.com%2Fmcp&redirect_uri=http%3A%2F%2F127.0.0.1%3A7777%2Fcb"
+        );
+        let mut all = std::collections::BTreeMap::new();
+        for kv in base.split('&').chain(extra.split('&')).filter(|x| !x.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            all.insert(k.to_string(), v.to_string());
+        }
+        let raw: Vec<String> = all
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        parse_params(raw.join("&").as_bytes()).unwrap()
+    }
+
+    fn default_client() -> ClientRecord {
+        client(&["http://127.0.0.1/cb"], &["authorization_code", "refresh_token"])
+    }
+
+    fn run(p: &Params, c: &ClientRecord, rs: Option<&ResourceServerRecord>) -> Result<ValidRequest, Refusal> {
+        let cfg = config();
+        let checked = check_request(p, c, ISSUER, &cfg)?;
+        decide(checked, p, c, rs, &cfg, "req1".into())
+    }
+
+    fn client_error(r: Result<ValidRequest, Refusal>) -> (OAuthErrorCode, String, ClientRedirect) {
+        match r {
+            Err(Refusal::ToClient { to, error, description }) => (error, description, to),
+            other => panic!("expected an error to the client, got {other:?}"),
+        }
+    }
+
+    fn page_message(r: Result<ValidRequest, Refusal>) -> String {
+        match r {
+            Err(Refusal::Page { status, message }) => {
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+                message
+            }
+            other => panic!("expected an error page, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc6749_4_1_1_a_valid_request_becomes_a_pending_request() {
+        let server = rs(&["mcp:tools"]);
+        let v = run(&params(""), &default_client(), Some(&server)).unwrap();
+        assert_eq!(v.request.id, "req1");
+        assert_eq!(v.request.client_id, "c1");
+        assert_eq!(v.request.client_name.as_deref(), Some("App"));
+        assert_eq!(v.request.redirect_uri, "http://127.0.0.1:7777/cb");
+        assert_eq!(v.request.state, "s1");
+        assert_eq!(v.request.code_challenge, CHALLENGE);
+        assert_eq!(v.request.resource, RESOURCE);
+        assert_eq!(v.request.scope, "mcp:tools", "no scope: the resource's declared scopes");
+        assert_eq!(v.to.issuer, ISSUER);
+    }
+
+    #[test]
+    fn rfc6749_4_1_1_client_id_is_required_and_bounded() {
+        let p = parse_params(b"response_type=code").unwrap();
+        assert!(matches!(client_id(&p), Err(Refusal::Page { .. })));
+        let long = format!("client_id={}", "x".repeat(MAX_CLIENT_ID + 1));
+        let p = parse_params(long.as_bytes()).unwrap();
+        assert_eq!(client_id(&p), Err(unknown_client()));
+        assert_eq!(client_id(&params("")), Ok("c1"));
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_1_an_unregistered_redirect_uri_is_an_error_page_never_a_redirect() {
+        let msg = page_message(run(
+            &params("redirect_uri=https%3A%2F%2Fevil.example%2Fcb"),
+            &default_client(),
+            None,
+        ));
+        assert!(msg.contains("does not match"), "{msg}");
+        // Even with every other parameter wrong, the page comes first.
+        let msg = page_message(run(
+            &params("redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=token"),
+            &default_client(),
+            None,
+        ));
+        assert!(msg.contains("does not match"), "{msg}");
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_3_redirect_uri_may_be_omitted_only_with_one_registered() {
+        let one = run(&params("redirect_uri="), &default_client(), Some(&rs(&[]))).unwrap();
+        assert_eq!(one.request.redirect_uri, "http://127.0.0.1/cb");
+        let two = client(
+            &["http://127.0.0.1/cb", "https://app.example/cb"],
+            &["authorization_code"],
+        );
+        let msg = page_message(run(&params("redirect_uri="), &two, None));
+        assert!(msg.contains("must include redirect_uri"), "{msg}");
+    }
+
+    #[test]
+    fn rfc8252_7_3_loopback_redirect_uris_match_on_any_port() {
+        let v = run(
+            &params("redirect_uri=http%3A%2F%2F127.0.0.1%3A51234%2Fcb"),
+            &default_client(),
+            Some(&rs(&[])),
+        )
+        .unwrap();
+        assert_eq!(v.request.redirect_uri, "http://127.0.0.1:51234/cb");
+        let c = client(&["https://app.example/cb"], &["authorization_code"]);
+        page_message(run(
+            &params("redirect_uri=https%3A%2F%2Fapp.example%3A8443%2Fcb"),
+            &c,
+            None,
+        ));
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_1_response_type_must_be_code() {
+        let (e, _, to) = client_error(run(&params("response_type=token"), &default_client(), None));
+        assert_eq!(e, OAuthErrorCode::UnsupportedResponseType);
+        assert_eq!(to.state.as_deref(), Some("s1"), "state goes back with the error");
+        let (e, _, _) = client_error(run(&params("response_type="), &default_client(), None));
+        assert_eq!(e, OAuthErrorCode::UnsupportedResponseType);
+    }
+
+    #[test]
+    fn rfc6749_10_12_state_is_required_and_bounded() {
+        let (e, d, to) = client_error(run(&params("state="), &default_client(), None));
+        assert_eq!((e, d.as_str()), (OAuthErrorCode::InvalidRequest, "state is required"));
+        assert_eq!(to.state, None);
+        let long = format!("state={}", "s".repeat(MAX_STATE + 1));
+        let (e, d, _) = client_error(run(&params(&long), &default_client(), None));
+        assert_eq!((e, d.as_str()), (OAuthErrorCode::InvalidRequest, "state is too long"));
+    }
+
+    #[test]
+    fn rfc7636_4_3_only_s256_challenges_are_accepted() {
+        let (e, d, _) = client_error(run(&params("code_challenge_method=plain"), &default_client(), None));
+        assert_eq!(e, OAuthErrorCode::InvalidRequest);
+        assert!(d.contains("plain is not supported"), "{d}");
+        let (_, d, _) = client_error(run(&params("code_challenge_method="), &default_client(), None));
+        assert_eq!(d, "code_challenge_method must be S256");
+        let (_, d, _) = client_error(run(&params("code_challenge=short"), &default_client(), None));
+        assert!(d.starts_with("code_challenge must be"), "{d}");
+        let (_, d, _) = client_error(run(&params("code_challenge="), &default_client(), None));
+        assert!(d.starts_with("code_challenge must be"), "{d}");
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_1_unauthorized_client_without_the_code_grant() {
+        let c = client(&["http://127.0.0.1/cb"], &["client_credentials"]);
+        let (e, _, _) = client_error(run(&params(""), &c, None));
+        assert_eq!(e, OAuthErrorCode::UnauthorizedClient);
+    }
+
+    #[test]
+    fn rfc8707_2_resource_is_required_absolute_and_registered() {
+        let (e, d, _) = client_error(run(&params("resource="), &default_client(), None));
+        assert_eq!(
+            (e, d.as_str()),
+            (OAuthErrorCode::InvalidTarget, "resource is required (RFC 8707)")
+        );
+        let (e, d, _) = client_error(run(&params("resource=relative%2Fpath"), &default_client(), None));
+        assert_eq!(
+            (e, d.as_str()),
+            (OAuthErrorCode::InvalidTarget, "resource is not a valid resource URI")
+        );
+        let (e, d, _) = client_error(run(&params(""), &default_client(), None));
+        assert_eq!(e, OAuthErrorCode::InvalidTarget);
+        assert!(d.contains("not a resource server registered"), "{d}");
+    }
+
+    #[test]
+    fn rfc8707_2_the_configured_default_resource_stands_in_for_a_missing_one() {
+        let mut cfg = config();
+        cfg.default_resource = Some(RESOURCE.into());
+        let p = params("resource=");
+        let checked = check_request(&p, &default_client(), ISSUER, &cfg).unwrap();
+        assert_eq!(checked.resource.as_str(), RESOURCE);
+    }
+
+    #[test]
+    fn rfc8707_2_the_resource_is_kept_in_canonical_form() {
+        let p = params("resource=HTTPS%3A%2F%2FMCP.example.com%2Fmcp");
+        let checked = check_request(&p, &default_client(), ISSUER, &config()).unwrap();
+        assert_eq!(checked.resource.as_str(), RESOURCE);
+    }
+
+    #[test]
+    fn rfc6749_3_3_scope_is_decided_against_the_resource_and_the_grant() {
+        let server = rs(&["mcp:tools"]);
+        let v = run(&params("scope=openid+mcp%3Atools"), &default_client(), Some(&server)).unwrap();
+        assert_eq!(v.request.scope, "openid mcp:tools");
+        let (e, _, _) = client_error(run(&params("scope=admin"), &default_client(), Some(&server)));
+        assert_eq!(e, OAuthErrorCode::InvalidScope);
+        let no_refresh = client(&["http://127.0.0.1/cb"], &["authorization_code"]);
+        let (e, d, _) = client_error(run(&params("scope=offline_access"), &no_refresh, Some(&server)));
+        assert_eq!(e, OAuthErrorCode::InvalidScope);
+        assert!(d.contains("refresh_token grant"), "{d}");
+    }
+
+    #[test]
+    fn rfc9207_2_responses_carry_state_and_iss() {
+        let to = ClientRedirect {
+            redirect_uri: "http://127.0.0.1:7777/cb?x=1".into(),
+            state: Some("s 1".into()),
+            issuer: ISSUER.into(),
+        };
+        assert_eq!(
+            to.location(&[("code", "abc")]).unwrap(),
+            "http://127.0.0.1:7777/cb?x=1&code=abc&state=s+1&iss=https%3A%2F%2Fas.example%2Foauth%2F2.1"
+        );
+        let res = to.error(OAuthErrorCode::AccessDenied, "no");
+        let loc = res.headers()[http::header::LOCATION].to_str().unwrap();
+        assert!(loc.contains("error=access_denied") && loc.contains("iss="), "{loc}");
+    }
+
+    #[test]
+    fn remembered_consent_covers_every_requested_scope() {
+        let server = rs(&["a", "b"]);
+        let v = run(&params("scope=a+b"), &default_client(), Some(&server)).unwrap();
+        assert!(already_approved(&v.request, &["b".into(), "a".into(), "c".into()]));
+        assert!(!already_approved(&v.request, &["a".into()]));
+    }
+}
