@@ -1,7 +1,7 @@
 //! `ANY /v1/proxy/{provider}/{path+}` with `X-API-Key` and `X-User-Id`: the request goes to the
 //! provider's API base + path with the user's token attached; the provider's status, body and
 //! content type come back. The caller never chooses the host (`vault::path`). An expired token, or
-//! one 401 from the provider, triggers a single-flight refresh and one retry.
+//! one 401 from the provider, triggers a single-flight refresh and one retry (`vault::forward`).
 //!
 //! Budget with a valid token: 1 DynamoDB round trip (API key, connection and provider in one
 //! batch read) and no KMS call once the connection's data key is cached.
@@ -14,9 +14,9 @@ use crate::error::VaultError;
 use crate::http::path::path_params;
 use crate::state::AppState;
 use crate::store::vault::{self as vstore, Connection};
-use crate::vault::forward::{relay, MAX_PROXY_BODY};
-use crate::vault::refresh::{self, needs_refresh, reauthorization_required, upstream_failure};
-use crate::vault::upstream::{precheck, UpstreamError};
+use crate::vault::forward::{relay, send_with_held_token, MAX_PROXY_BODY};
+use crate::vault::refresh::{reauthorization_required, upstream_failure};
+use crate::vault::upstream::precheck;
 use crate::vault::{self, path, PresentedKey};
 
 const PATTERN: &str = "/v1/proxy/{provider}/{path+}";
@@ -151,7 +151,7 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
         .map_err(|e| vault::store_error("reading the connection", e))?;
     key.verify(items[0].as_ref())?;
     let provider = vault::resolve_provider(state, &key.project_id, provider_name, items[2].as_ref())?;
-    let Some(mut conn) = items[1]
+    let Some(conn) = items[1]
         .as_ref()
         .map(Connection::from_item)
         .transpose()
@@ -171,17 +171,8 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
         .map_err(|e| bad(e.0))?;
     precheck(&target, state.config.allow_loopback_outbound).map_err(|e| upstream_failure(&e))?;
 
-    let ctx = vault::connection_context(&conn.project_id, &conn.user_id, &conn.provider);
-    let mut tokens = vault::open_tokens(state, &ctx, &conn.sealed_tokens).await?;
-    let mut refreshed = false;
-    // Without a refresh token there is nothing to refresh with: the provider's own answer (a 401
-    // and its WWW-Authenticate) goes back as it is.
-    if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
-        (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens).await?;
-        refreshed = true;
-    }
     let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
-    loop {
+    let res = send_with_held_token(state, &provider, conn, now, provider_name, |access_token| {
         let mut out = state
             .upstream
             .request(req.method().clone(), target.clone())
@@ -192,21 +183,12 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
                 out = out.header(k.as_str(), v.as_str());
             }
         }
-        out = out.bearer_auth(&tokens.access_token);
+        out = out.bearer_auth(access_token);
         if !body.is_empty() {
             out = out.body(body.clone());
         }
-        let res = out
-            .send()
-            .await
-            .map_err(|e| upstream_failure(&UpstreamError::from_reqwest(e)))?;
-        if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
-            // The provider no longer accepts the token (revoked or expired early): refresh once.
-            tracing::info!(provider = %provider_name, "vault proxy: provider answered 401; refreshing");
-            (conn, tokens) = refresh::refresh(state, &provider, &conn, &tokens).await?;
-            refreshed = true;
-            continue;
-        }
-        return relay(res, &[], None).await;
-    }
+        out
+    })
+    .await?;
+    relay(res, &[], None).await
 }

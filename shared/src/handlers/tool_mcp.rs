@@ -3,7 +3,7 @@
 //! `Accept`, `Content-Type` and `Last-Event-ID` headers go through; the response (JSON or
 //! `text/event-stream`, read whole; a GET's long-lived stream for a window a little shorter than the
 //! time limit, then ended so the client reconnects) comes back with `Mcp-Session-Id`. An expired token, or one 401
-//! from the server, refreshes (single-flight) and retries once; a 403 `insufficient_scope` comes back
+//! from the server, refreshes (single-flight) and retries once (`vault::forward`); a 403 `insufficient_scope` comes back
 //! as is with its `WWW-Authenticate`, so the app can initiate again with more scopes.
 //!
 //! A tool not connected yet is called without a token, so the server's own 401 challenge (with the
@@ -26,7 +26,8 @@ use crate::state::AppState;
 use crate::store::tools::{self as tstore, ToolRecord};
 use crate::store::vault::{tool_tokens_key, Connection};
 use crate::tools::{self, detail, discovery, migration};
-use crate::vault::refresh::{self, needs_refresh};
+use crate::vault::forward::{send_with_held_token, ForwardError};
+use crate::vault::refresh;
 use crate::vault::upstream::{precheck, UpstreamError};
 
 const FORWARDED: &[&str] = &[
@@ -140,7 +141,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
     let sse_window = (*req.method() == Method::GET).then(|| {
         std::time::Duration::from_secs((state.config.upstream_timeout_seconds as u64).saturating_sub(3).max(1))
     });
-    let Some(mut conn) = items[2]
+    let Some(conn) = items[2]
         .as_ref()
         .map(Connection::from_item)
         .transpose()
@@ -170,42 +171,22 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
         ));
     }
     let provider = tools::as_provider(&tool);
-    let mut tokens = crate::vault::open_tokens(state, &conn.context(), &conn.sealed_tokens)
-        .await
-        .map_err(vault_to_tool)?;
-    let mut refreshed = false;
-    // Without a refresh token there is nothing to refresh with: the provider's own answer (a 401
-    // and its WWW-Authenticate) goes back as it is.
-    if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
-        (conn, tokens) = match refresh::refresh(state, &provider, &conn, &tokens).await {
-            Ok(fresh) => fresh,
-            Err(e) => return Err(refresh_failed(state, req, &tool, e).await),
-        };
-        refreshed = true;
-    }
-    loop {
+    let sent = send_with_held_token(state, &provider, conn, now, &tool_id, |access_token| {
         let mut out = state
             .upstream
             .request(req.method().clone(), target.clone())
             .timeout(timeout)
             .headers(headers.clone())
-            .bearer_auth(&tokens.access_token);
+            .bearer_auth(access_token);
         if !body.is_empty() {
             out = out.body(body.clone());
         }
-        let res = out
-            .send()
-            .await
-            .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
-        if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
-            tracing::info!(tool = %tool_id, "tools: the server answered 401; refreshing");
-            (conn, tokens) = match refresh::refresh(state, &provider, &conn, &tokens).await {
-                Ok(fresh) => fresh,
-                Err(e) => return Err(refresh_failed(state, req, &tool, e).await),
-            };
-            refreshed = true;
-            continue;
-        }
-        return relay(state, &tool, res, sse_window).await;
+        out
+    })
+    .await;
+    match sent {
+        Ok(res) => relay(state, &tool, res, sse_window).await,
+        Err(ForwardError::Refresh(e)) => Err(refresh_failed(state, req, &tool, e).await),
+        Err(ForwardError::Send(e)) => Err(vault_to_tool(e)),
     }
 }

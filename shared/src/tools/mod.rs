@@ -5,6 +5,7 @@
 //! latchkey chooses the scopes to ask for (`scopes`) and follows a server to another
 //! authorization server (`migration`), so an app keeps neither scope books nor registrations.
 
+pub mod connect;
 pub mod discovery;
 pub mod fetch;
 pub mod migration;

@@ -1,13 +1,18 @@
-//! Forwarding to a provider's API or an MCP server: the upstream answer relayed as ours (status,
-//! allow-listed headers, the body within the cap; an event stream read for a bounded window).
-//! Used by the vault proxy and by tool forwarding.
+//! Forwarding to a provider's API or an MCP server with the token latchkey holds: send with the
+//! access token, refresh once (single-flight, `refresh`) when it has expired or the upstream
+//! answers 401, and retry; then relay the upstream answer as ours (status, allow-listed headers, the
+//! body within the cap; an event stream read for a bounded window). Used by the vault proxy and by
+//! tool forwarding.
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
-use super::refresh::upstream_failure;
+use super::refresh::{self, needs_refresh, upstream_failure};
 use super::upstream::UpstreamError;
+use super::{open_tokens, ResolvedProvider};
 use crate::error::VaultError;
+use crate::state::AppState;
+use crate::store::vault::Connection;
 
 /// Largest request body forwarded, and largest upstream body returned: what a Lambda response
 /// can carry once base64-encoded (6 MB payload limit).
@@ -26,6 +31,65 @@ const RETURNED_RESPONSE_HEADERS: &[&str] = &[
     "cache-control",
     "www-authenticate",
 ];
+
+/// Why a forward with the held token failed.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The refresh failed (refused, unreachable, another caller's refresh too slow): callers may
+    /// look further (a tool's server may have moved to another authorization server).
+    Refresh(VaultError),
+    /// Opening the held tokens or sending the request failed.
+    Send(VaultError),
+}
+
+impl From<ForwardError> for VaultError {
+    fn from(e: ForwardError) -> Self {
+        match e {
+            ForwardError::Refresh(e) | ForwardError::Send(e) => e,
+        }
+    }
+}
+
+/// Send the request `build` makes for an access token, with the token `conn` holds: refreshed first
+/// when it has expired at `now`, and refreshed once more with one retry when the upstream answers
+/// 401. Without a refresh token there is nothing to refresh with: the upstream's own answer (a 401
+/// and its `WWW-Authenticate`) is returned as it is. `label` names the upstream in the log.
+pub async fn send_with_held_token(
+    state: &AppState,
+    provider: &ResolvedProvider,
+    conn: Connection,
+    now: i64,
+    label: &str,
+    build: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ForwardError> {
+    let mut conn = conn;
+    let mut tokens = open_tokens(state, &conn.context(), &conn.sealed_tokens)
+        .await
+        .map_err(ForwardError::Send)?;
+    let mut refreshed = false;
+    if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
+        (conn, tokens) = refresh::refresh(state, provider, &conn, &tokens)
+            .await
+            .map_err(ForwardError::Refresh)?;
+        refreshed = true;
+    }
+    loop {
+        let res = build(&tokens.access_token)
+            .send()
+            .await
+            .map_err(|e| ForwardError::Send(upstream_failure(&UpstreamError::from_reqwest(e))))?;
+        if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
+            // The upstream no longer accepts the token (revoked or expired early): refresh once.
+            tracing::info!(upstream = %label, "forward: the upstream answered 401; refreshing");
+            (conn, tokens) = refresh::refresh(state, provider, &conn, &tokens)
+                .await
+                .map_err(ForwardError::Refresh)?;
+            refreshed = true;
+            continue;
+        }
+        return Ok(res);
+    }
+}
 
 fn is_textual(content_type: &str) -> bool {
     let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
