@@ -1,23 +1,22 @@
-//! The embedded default (`latchkey serve` and tests): the in-process DynamoDB emulator (dynoxide, in
-//! memory or a SQLite file) served on a loopback port and reached through aws-sdk-dynamodb, the local
-//! keyring, and every endpoint mounted through `router` on one HTTP port.
+//! The embedded default (`latchkey serve`, tests and the admin commands): the in-process DynamoDB
+//! emulator (dynoxide, in memory or a SQLite file) served on a loopback port and reached through
+//! aws-sdk-dynamodb, the local keyring, and — for `start` only — every endpoint mounted through
+//! `router` on one HTTP port. `open_store` is the store alone, without the HTTP server.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::{KeyWrapper, Keyring, LocalWrapper};
-use crate::metrics::Metrics;
+use crate::crypto::LocalWrapper;
 use crate::router;
-use crate::state::{AppState, BoxError};
-use crate::store::{table, Store};
+use crate::state::{AppState, Aws, Backends, BoxError, Key};
+use crate::store::table;
 
 /// How to start the embedded server.
 #[derive(Clone, Debug)]
@@ -33,13 +32,13 @@ pub struct Options {
     pub config: Vec<(String, String)>,
 }
 
-/// A running embedded server. Dropping it stops both listeners.
+/// A running embedded server. Dropping it stops the HTTP server and the emulator.
 pub struct Embedded {
     pub state: Arc<AppState>,
     pub addr: SocketAddr,
     pub dynamodb_endpoint: String,
-    stop: Vec<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<()>>,
+    emulator: Emulator,
+    http: Task,
 }
 
 impl Embedded {
@@ -48,145 +47,170 @@ impl Embedded {
         self.state.config.public_url.clone().unwrap_or_default()
     }
 
-    /// Stop serving and wait for both servers to finish.
-    pub async fn shutdown(mut self) {
-        for s in self.stop.drain(..) {
-            let _ = s.send(());
-        }
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
-        }
+    /// Stop serving HTTP, then the emulator, and wait for both to finish.
+    pub async fn shutdown(self) {
+        let Embedded { http, emulator, .. } = self;
+        http.stop().await;
+        emulator.shutdown().await;
     }
-}
-
-impl Drop for Embedded {
-    fn drop(&mut self) {
-        for s in self.stop.drain(..) {
-            let _ = s.send(());
-        }
-    }
-}
-
-/// A DynamoDB client for a local endpoint: static dummy credentials, any region, call counting.
-pub fn local_dynamodb_client(endpoint: &str, metrics: &Metrics) -> aws_sdk_dynamodb::Client {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "latchkey-local"))
-        .endpoint_url(endpoint)
-        .interceptor(metrics.dynamodb.interceptor("count-dynamodb"))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
-}
-
-/// A KMS client with call counting: static dummy credentials for a local endpoint, else the default
-/// AWS chain.
-async fn kms_client(endpoint: Option<&str>, metrics: &Metrics) -> aws_sdk_kms::Client {
-    let conf = match endpoint {
-        Some(ep) => aws_sdk_kms::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "latchkey-local"))
-            .endpoint_url(ep)
-            .interceptor(metrics.kms.interceptor("count-kms"))
-            .build(),
-        None => {
-            let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-            aws_sdk_kms::config::Builder::from(&sdk)
-                .interceptor(metrics.kms.interceptor("count-kms"))
-                .build()
-        }
-    };
-    aws_sdk_kms::Client::from_conf(conf)
 }
 
 /// Start the emulator and the HTTP server.
 pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
-    let (db, wrapper) = match &opts.data_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            let db_path = dir.join("latchkey.db");
-            let db = dynoxide::Database::new(db_path.to_str().ok_or("data dir is not UTF-8")?)?;
-            let wrapper = match std::env::var("LATCHKEY_MASTER_KEY") {
-                Ok(k) if !k.trim().is_empty() => LocalWrapper::from_base64(&k)?,
-                _ => LocalWrapper::load_or_create(&dir.join("master.key"))?,
-            };
-            (db, wrapper)
-        }
-        None => {
-            let mut key = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
-            (dynoxide::Database::memory()?, LocalWrapper::from_key(key))
-        }
-    };
-
-    let mut stop = Vec::new();
-    let mut tasks = Vec::new();
-
-    let ddb_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let ddb_addr = ddb_listener.local_addr()?;
-    let (ddb_stop, ddb_rx) = oneshot::channel::<()>();
-    stop.push(ddb_stop);
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = dynoxide::server::serve_with_shutdown(ddb_listener, db, async {
-            let _ = ddb_rx.await;
-        })
-        .await
-        {
-            tracing::error!(error = %e, "embedded DynamoDB stopped");
-        }
-    }));
-    let dynamodb_endpoint = format!("http://{ddb_addr}");
-
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
     let addr = listener.local_addr()?;
     let public_url = opts.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let config = Config::embedded(&public_url, &opts.config)?;
-    let metrics = Metrics::default();
-    let client = local_dynamodb_client(&dynamodb_endpoint, &metrics);
-    table::create_table(&client, &config.table).await?;
-    let config_allow_loopback = config.allow_loopback_outbound;
-    // With LATCHKEY_KMS_KEY_ID the embedded server seals with KMS (a local KMS-compatible server at
-    // LATCHKEY_KMS_ENDPOINT, or AWS); otherwise with the local master key.
-    let key_wrapper = match &config.kms_key_id {
-        Some(key_id) => KeyWrapper::Kms(crate::crypto::KmsWrapper::new(
-            kms_client(config.kms_endpoint.as_deref(), &metrics).await,
-            key_id.clone(),
-        )),
-        None => KeyWrapper::Local(wrapper),
-    };
-    let state = Arc::new(AppState {
-        store: Store::new(client, config.table.clone()),
-        keyring: Some(Arc::new(Keyring::new(key_wrapper))),
-        config,
-        metrics,
-        clock: Clock::default(),
-        http: crate::state::outbound_client()?,
-        upstream: crate::net::guarded_client(config_allow_loopback)?,
-        login_metadata: tokio::sync::OnceCell::new(),
-    });
+    let LocalStore { backends, emulator } = open_store(opts.data_dir.as_deref(), &config).await?;
+    let state = Arc::new(AppState::build(config, backends));
 
     let app = axum::Router::new().fallback(serve_one).with_state(Arc::clone(&state));
-    let (http_stop, http_rx) = oneshot::channel::<()>();
-    stop.push(http_stop);
-    tasks.push(tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = http_rx.await;
-            })
-            .await;
-        if let Err(e) = res {
+    let http = Task::spawn(|stopped| async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
             tracing::error!(error = %e, "embedded HTTP server stopped");
         }
-    }));
+    });
 
     Ok(Embedded {
         state,
         addr,
-        dynamodb_endpoint,
-        stop,
-        tasks,
+        dynamodb_endpoint: emulator.endpoint.clone(),
+        emulator,
+        http,
     })
+}
+
+/// The embedded store without the HTTP server, for the admin commands: the store and keyring over the
+/// emulator, which stops when this is dropped or shut down.
+pub struct LocalStore {
+    pub backends: Backends,
+    pub emulator: Emulator,
+}
+
+impl LocalStore {
+    /// Stop the emulator and wait for it.
+    pub async fn shutdown(self) {
+        self.emulator.shutdown().await;
+    }
+}
+
+/// Open the embedded store: the database in `data_dir` (`None`: in memory), the emulator serving it on
+/// a loopback port, the table `config.table` (created if missing) and the keyring — KMS when
+/// `config.kms_key_id` is set (a local KMS-compatible server at `config.kms_endpoint`, or AWS), else
+/// the local master key.
+pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<LocalStore, BoxError> {
+    let (db, master) = open_data(data_dir)?;
+    let emulator = Emulator::start(db).await?;
+    let key = match &config.kms_key_id {
+        Some(key_id) => Key::Kms {
+            key_id: key_id.clone(),
+            aws: match &config.kms_endpoint {
+                Some(endpoint) => Aws::Local {
+                    endpoint: endpoint.clone(),
+                },
+                None => Aws::chain(None).await,
+            },
+        },
+        None => Key::Local(master),
+    };
+    let dynamodb = Aws::Local {
+        endpoint: emulator.endpoint.clone(),
+    };
+    let backends = Backends::open(&config.table, &dynamodb, Some(key));
+    table::create_table(backends.store.client(), &config.table).await?;
+    Ok(LocalStore { backends, emulator })
+}
+
+/// The database and master key of a data dir (`dir/latchkey.db`, `dir/master.key` or
+/// `LATCHKEY_MASTER_KEY`), or an in-memory database with a random master key.
+fn open_data(data_dir: Option<&Path>) -> Result<(dynoxide::Database, LocalWrapper), BoxError> {
+    match data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let db_path = dir.join("latchkey.db");
+            let db = dynoxide::Database::new(db_path.to_str().ok_or("data dir is not UTF-8")?)?;
+            let master = match std::env::var("LATCHKEY_MASTER_KEY") {
+                Ok(k) if !k.trim().is_empty() => LocalWrapper::from_base64(&k)?,
+                _ => LocalWrapper::load_or_create(&dir.join("master.key"))?,
+            };
+            Ok((db, master))
+        }
+        None => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+            Ok((dynoxide::Database::memory()?, LocalWrapper::from_key(key)))
+        }
+    }
+}
+
+/// The DynamoDB emulator serving one database on a loopback port. Dropping it stops the server.
+pub struct Emulator {
+    /// `http://127.0.0.1:<port>`, for aws-sdk-dynamodb's endpoint URL.
+    pub endpoint: String,
+    task: Task,
+}
+
+impl Emulator {
+    /// Serve `db` on a free loopback port.
+    pub async fn start(db: dynoxide::Database) -> Result<Emulator, BoxError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let task = Task::spawn(|stopped| async move {
+            if let Err(e) = dynoxide::server::serve_with_shutdown(listener, db, stopped).await {
+                tracing::error!(error = %e, "embedded DynamoDB stopped");
+            }
+        });
+        Ok(Emulator { endpoint, task })
+    }
+
+    /// Stop serving and wait for the server to finish.
+    pub async fn shutdown(self) {
+        self.task.stop().await;
+    }
+}
+
+/// Resolves when a server is told to stop.
+type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A spawned server and the switch that stops it gracefully; dropping it flips the switch.
+struct Task {
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Task {
+    /// Spawn `serve(stopped)`, where `stopped` resolves when the task is told to stop.
+    fn spawn<F>(serve: impl FnOnce(Stopped) -> F) -> Task
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, rx) = oneshot::channel::<()>();
+        let stopped = Box::pin(async {
+            let _ = rx.await;
+        });
+        Task {
+            stop: Some(stop),
+            handle: Some(tokio::spawn(serve(stopped))),
+        }
+    }
+
+    /// Tell the server to stop and wait for it.
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
 }
 
 /// Largest body the local server reads; handlers apply their own, smaller caps.

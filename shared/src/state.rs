@@ -1,13 +1,22 @@
-//! `AppState`: what every handler gets — configuration, store, keyring, clock and call counters.
-//! Built once per Lambda container (cold start) or once per `latchkey serve`.
+//! `AppState`: what every handler gets — configuration, store, keyring, clock, call counters and the
+//! outbound HTTP clients — and the one way to build it. Built once per Lambda container (cold start,
+//! `AppState::from_env`) or once per `latchkey serve` / test server (`local::start`); the admin commands
+//! build only its AWS half, `Backends`, the same way.
+//!
+//! Every process goes through the same three steps: say where each AWS client points (`Aws`), open the
+//! `Backends` (store, optional keyring, call counters), then `AppState::build(config, backends)`. Each
+//! part is separate so a process can leave out what it does not use: the keyring is optional, and the
+//! outbound HTTP clients are built on first use, so an endpoint that never calls out never builds one.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::config::Region;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::{KeyWrapper, Keyring, KmsWrapper};
+use crate::crypto::{KeyWrapper, Keyring, KmsWrapper, LocalWrapper};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -22,15 +31,212 @@ pub struct AppState {
     pub metrics: Metrics,
     pub clock: Clock,
     /// Outbound HTTP (the upstream sign-in provider): 10 s timeout, no redirects.
-    pub http: reqwest::Client,
+    pub http: Outbound,
     /// Outbound HTTP to providers and MCP servers: every address checked by the guard
     /// (`net::guarded_client`), loopback only when `allow_loopback_outbound`.
-    pub upstream: reqwest::Client,
+    pub upstream: Outbound,
     /// The login provider's discovery document, fetched once per container.
     pub login_metadata: tokio::sync::OnceCell<crate::oauth::login::ProviderMetadata>,
 }
 
-/// The outbound HTTP client every process uses.
+/// A startup failure (only these are `Err` to the Lambda runtime).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl AppState {
+    /// The one way to assemble the state: the configuration, the AWS side (`Backends`), a clock, and
+    /// outbound HTTP clients that are built on first use.
+    pub fn build(config: Config, backends: Backends) -> AppState {
+        let allow_loopback = config.allow_loopback_outbound;
+        let Backends {
+            store,
+            keyring,
+            metrics,
+        } = backends;
+        AppState {
+            config,
+            store,
+            keyring,
+            metrics,
+            clock: Clock::default(),
+            http: Outbound::new(outbound_client),
+            upstream: Outbound::new(move || crate::net::guarded_client(allow_loopback)),
+            login_metadata: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The Lambda cold start: configuration from the environment, AWS clients from the default chain
+    /// (`LATCHKEY_DYNAMODB_ENDPOINT` / `LATCHKEY_KMS_ENDPOINT` override where they send), a KMS keyring
+    /// when `LATCHKEY_KMS_KEY_ID` is set.
+    pub async fn from_env() -> Result<Self, BoxError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let at = |endpoint: &Option<String>| Aws::Chain {
+            sdk: sdk.clone(),
+            endpoint: endpoint.clone(),
+        };
+        let key = config.kms_key_id.clone().map(|key_id| Key::Kms {
+            key_id,
+            aws: at(&config.kms_endpoint),
+        });
+        let backends = Backends::open(&config.table, &at(&config.dynamodb_endpoint), key);
+        Ok(AppState::build(config, backends))
+    }
+}
+
+/// The AWS side of a process: the store, the keyring that seals what we hold (if any), and the
+/// counters every SDK client reports its calls to.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    pub store: Store,
+    pub keyring: Option<Arc<Keyring>>,
+    pub metrics: Metrics,
+}
+
+impl Backends {
+    /// The store on `table` through a DynamoDB client for `dynamodb`, and a keyring wrapping data keys
+    /// with `key` (`None`: no keyring). Every SDK client counts its calls in the returned `metrics`.
+    pub fn open(table: &str, dynamodb: &Aws, key: Option<Key>) -> Backends {
+        let metrics = Metrics::default();
+        let store = Store::new(dynamodb.dynamodb(&metrics), table);
+        let keyring = key.map(|key| {
+            let wrapper = match key {
+                Key::Kms { key_id, aws } => KeyWrapper::Kms(KmsWrapper::new(aws.kms(&metrics), key_id)),
+                Key::Local(wrapper) => KeyWrapper::Local(wrapper),
+            };
+            Arc::new(Keyring::new(wrapper))
+        });
+        Backends {
+            store,
+            keyring,
+            metrics,
+        }
+    }
+}
+
+/// What wraps the keyring's data keys.
+#[derive(Debug)]
+pub enum Key {
+    /// A KMS key (id, ARN or alias) reached through `aws`.
+    Kms { key_id: String, aws: Aws },
+    /// A local master key (the embedded default).
+    Local(LocalWrapper),
+}
+
+/// Where an AWS client sends its calls, and with which credentials.
+#[derive(Clone, Debug)]
+pub enum Aws {
+    /// AWS, with region and credentials from the default chain (environment, profile, the Lambda role);
+    /// `endpoint` replaces the service URL when set.
+    Chain { sdk: SdkConfig, endpoint: Option<String> },
+    /// A local server (the embedded DynamoDB emulator, a local KMS-compatible server): static dummy
+    /// credentials, region us-east-1.
+    Local { endpoint: String },
+}
+
+impl Aws {
+    /// The default chain, loaded now; `endpoint` as for `Aws::Chain`.
+    pub async fn chain(endpoint: Option<String>) -> Aws {
+        Aws::Chain {
+            sdk: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            endpoint,
+        }
+    }
+
+    /// A DynamoDB client whose calls count in `metrics.dynamodb`.
+    pub fn dynamodb(&self, metrics: &Metrics) -> aws_sdk_dynamodb::Client {
+        let counter = metrics.dynamodb.interceptor("count-dynamodb");
+        let conf = match self {
+            Aws::Chain { sdk, endpoint } => {
+                let mut conf = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(counter);
+                if let Some(ep) = endpoint {
+                    conf = conf.endpoint_url(ep);
+                }
+                conf.build()
+            }
+            Aws::Local { endpoint } => aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(LOCAL_REGION))
+                .credentials_provider(local_credentials())
+                .endpoint_url(endpoint)
+                .interceptor(counter)
+                .build(),
+        };
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    /// A KMS client whose calls count in `metrics.kms`.
+    pub fn kms(&self, metrics: &Metrics) -> aws_sdk_kms::Client {
+        let counter = metrics.kms.interceptor("count-kms");
+        let conf = match self {
+            Aws::Chain { sdk, endpoint } => {
+                let mut conf = aws_sdk_kms::config::Builder::from(sdk).interceptor(counter);
+                if let Some(ep) = endpoint {
+                    conf = conf.endpoint_url(ep);
+                }
+                conf.build()
+            }
+            Aws::Local { endpoint } => aws_sdk_kms::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(LOCAL_REGION))
+                .credentials_provider(local_credentials())
+                .endpoint_url(endpoint)
+                .interceptor(counter)
+                .build(),
+        };
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+}
+
+/// Any region will do for a local server.
+const LOCAL_REGION: &str = "us-east-1";
+
+fn local_credentials() -> Credentials {
+    Credentials::new("local", "local", None, None, "latchkey-local")
+}
+
+/// An outbound HTTP client built the first time it is used, so a process whose requests never go out
+/// (discovery, token, introspection, …) never builds one. Dereferences to `reqwest::Client`.
+pub struct Outbound {
+    client: OnceLock<reqwest::Client>,
+    make: Box<dyn Fn() -> Result<reqwest::Client, reqwest::Error> + Send + Sync>,
+}
+
+impl Outbound {
+    /// A client that `make` builds on first use.
+    pub fn new(make: impl Fn() -> Result<reqwest::Client, reqwest::Error> + Send + Sync + 'static) -> Self {
+        Outbound {
+            client: OnceLock::new(),
+            make: Box::new(make),
+        }
+    }
+
+    /// The client, built now if this is the first use.
+    pub fn client(&self) -> &reqwest::Client {
+        // Our builders set only a timeout, a redirect policy, a user agent and (for `upstream`) a DNS
+        // resolver with no proxy: nothing in them can fail once the TLS backend is linked, so a
+        // failure here is a build defect, not a runtime condition.
+        self.client
+            .get_or_init(|| (self.make)().expect("the outbound HTTP client builds (TLS backend linked)"))
+    }
+}
+
+impl std::ops::Deref for Outbound {
+    type Target = reqwest::Client;
+
+    fn deref(&self) -> &reqwest::Client {
+        self.client()
+    }
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("built", &self.client.get().is_some())
+            .finish()
+    }
+}
+
+/// The outbound HTTP client for the upstream sign-in provider: 10 s timeout, no redirects.
 pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
@@ -39,43 +245,29 @@ pub fn outbound_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// A startup failure (only these are `Err` to the Lambda runtime).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl AppState {
-    /// The Lambda cold start: configuration from the environment, AWS clients from the default chain.
-    pub async fn from_env() -> Result<Self, BoxError> {
-        let config = Config::from_env()?;
-        let allow_loopback = config.allow_loopback_outbound;
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        let metrics = Metrics::default();
-        let mut ddb =
-            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(metrics.dynamodb.interceptor("count-dynamodb"));
-        if let Some(ep) = &config.dynamodb_endpoint {
-            ddb = ddb.endpoint_url(ep);
-        }
-        let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb.build()), config.table.clone());
-        let keyring = match &config.kms_key_id {
-            Some(key_id) => {
-                let mut kms =
-                    aws_sdk_kms::config::Builder::from(&sdk).interceptor(metrics.kms.interceptor("count-kms"));
-                if let Some(ep) = &config.kms_endpoint {
-                    kms = kms.endpoint_url(ep);
-                }
-                let wrapper = KmsWrapper::new(aws_sdk_kms::Client::from_conf(kms.build()), key_id.clone());
-                Some(Arc::new(Keyring::new(KeyWrapper::Kms(wrapper))))
-            }
-            None => None,
-        };
-        Ok(AppState {
-            config,
-            store,
-            keyring,
-            metrics,
-            clock: Clock::default(),
-            http: outbound_client()?,
-            upstream: crate::net::guarded_client(allow_loopback)?,
-            login_metadata: tokio::sync::OnceCell::new(),
-        })
+    #[test]
+    fn outbound_client_is_built_on_first_use_only() {
+        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&built);
+        let outbound = Outbound::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            outbound_client()
+        });
+        assert_eq!(
+            built.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "nothing built up front"
+        );
+        let _ = outbound.get("http://127.0.0.1:9/");
+        let _ = outbound.client();
+        assert_eq!(
+            built.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "built once, then reused"
+        );
     }
 }

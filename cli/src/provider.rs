@@ -1,110 +1,85 @@
-//! Admin verbs of the token vault: projects, API keys and provider configurations.
+//! `latchkey provider set|list|delete|catalogue`: the upstream providers a project's users can connect;
+//! client secrets are stored sealed by the keyring.
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
 use latchkey::store::vault::ProviderConfig;
-use latchkey::store::StoreError;
 use latchkey::vault::providers;
 use serde_json::{json, Map, Value};
 
-use crate::{Admin, ApiKeyCommand, ProjectCommand, ProviderCommand, ProviderSetArgs};
+use crate::admin::{Admin, StoreArgs};
 
-pub async fn project_command(command: ProjectCommand) -> anyhow::Result<()> {
-    match command {
-        ProjectCommand::Create { name, json, store } => {
-            if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-                anyhow::bail!("a project name is 1 to 200 printable characters");
-            }
-            Admin::run(store, async |store, now| {
-                let (project_id, key_id, key) =
-                    store.create_project(&name, now).await.context("creating the project")?;
-                if json {
-                    println!(
-                        "{}",
-                        json!({"project_id": project_id, "name": name, "api_key_id": key_id, "api_key": key})
-                    );
-                } else {
-                    println!("project created");
-                    println!("  name:       {name}");
-                    println!("  project_id: {project_id}");
-                    println!("  api_key_id: {key_id}");
-                    println!("  api_key:    {key}");
-                    println!("The API key is shown only this once; latchkey keeps only its SHA-256.");
-                    println!(
-                        "Next: latchkey provider set --project {project_id} google --client-id … --client-secret …"
-                    );
-                }
-                Ok(())
-            })
-            .await
-        }
-        ProjectCommand::List { store } => {
-            Admin::run(store, async |store, now| {
-                for (id, name, created_at) in store.list_projects(now).await? {
-                    println!("{}", json!({"project_id": id, "name": name, "created_at": created_at}));
-                }
-                Ok(())
-            })
-            .await
-        }
-    }
+#[derive(Subcommand)]
+pub enum ProviderCommand {
+    /// Configure a provider for a project: a catalogue provider needs only the client id and
+    /// secret; a custom one needs --authorize-url, --token-url and --api-base-url too. Any flag
+    /// overrides the catalogue value. The client secret is stored encrypted.
+    Set(Box<ProviderSetArgs>),
+    /// List a project's configured providers (JSON lines; never the secret).
+    List {
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a provider from a project (existing connections stop working).
+    Delete {
+        provider: String,
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the built-in provider catalogue (JSON).
+    Catalogue {
+        /// Only this provider.
+        provider: Option<String>,
+    },
 }
 
-async fn require_project(store: &latchkey::store::Store, project: &str, now: i64) -> anyhow::Result<()> {
-    if !store.project_exists(project, now).await? {
-        anyhow::bail!("no project {project} (see `latchkey project list`)");
-    }
-    Ok(())
-}
-
-pub async fn api_key_command(command: ApiKeyCommand) -> anyhow::Result<()> {
-    match command {
-        ApiKeyCommand::Create { project, json, store } => {
-            Admin::run(store, async |store, now| {
-                let (key_id, key) = match store.create_api_key(&project, now).await {
-                    Ok(k) => k,
-                    Err(StoreError::ConditionFailed) => anyhow::bail!("no project {project}"),
-                    Err(e) => return Err(e).context("creating the API key"),
-                };
-                if json {
-                    println!(
-                        "{}",
-                        json!({"project_id": project, "api_key_id": key_id, "api_key": key})
-                    );
-                } else {
-                    println!("api_key_id: {key_id}");
-                    println!("api_key:    {key}");
-                    println!("The API key is shown only this once; latchkey keeps only its SHA-256.");
-                }
-                Ok(())
-            })
-            .await
-        }
-        ApiKeyCommand::List { project, store } => {
-            Admin::run(store, async |store, now| {
-                require_project(store, &project, now).await?;
-                for item in store.project_items(&project, now).await? {
-                    if let Some(id) = item.s("sk").and_then(|sk| sk.strip_prefix("APIKEY#")) {
-                        println!(
-                            "{}",
-                            json!({"api_key_id": id, "created_at": item.n("created_at").unwrap_or(0)})
-                        );
-                    }
-                }
-                Ok(())
-            })
-            .await
-        }
-        ApiKeyCommand::Revoke { key_id, project, store } => {
-            Admin::run(store, async |store, now| {
-                if !store.revoke_api_key(&project, &key_id, now).await? {
-                    anyhow::bail!("project {project} has no API key {key_id}");
-                }
-                println!("revoked API key {key_id}");
-                Ok(())
-            })
-            .await
-        }
-    }
+#[derive(Args)]
+pub struct ProviderSetArgs {
+    /// Provider name: a catalogue name (google, github, …) or a new lowercase name.
+    provider: String,
+    #[arg(long)]
+    project: String,
+    #[arg(long)]
+    client_id: String,
+    /// The OAuth client secret (or set LATCHKEY_PROVIDER_CLIENT_SECRET to keep it out of shell history).
+    #[arg(long, env = "LATCHKEY_PROVIDER_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
+    #[arg(long)]
+    display_name: Option<String>,
+    #[arg(long)]
+    authorize_url: Option<String>,
+    #[arg(long)]
+    token_url: Option<String>,
+    /// Where proxied paths are appended (ends with /).
+    #[arg(long)]
+    api_base_url: Option<String>,
+    /// Default scopes (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// "space" or "comma".
+    #[arg(long)]
+    scope_separator: Option<String>,
+    /// client_secret_post or client_secret_basic.
+    #[arg(long)]
+    token_auth_method: Option<String>,
+    /// Send PKCE S256 (true/false).
+    #[arg(long)]
+    pkce: Option<bool>,
+    /// RFC 7009 revocation endpoint.
+    #[arg(long)]
+    revoke_url: Option<String>,
+    /// Extra authorize parameter NAME=VALUE (repeatable).
+    #[arg(long = "authorize-param", value_name = "NAME=VALUE")]
+    authorize_params: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// The spec fields a `provider set` command overrides.
@@ -150,7 +125,7 @@ fn overrides(a: &ProviderSetArgs) -> anyhow::Result<Map<String, Value>> {
     Ok(o)
 }
 
-pub async fn provider_command(command: ProviderCommand) -> anyhow::Result<()> {
+pub async fn run(command: ProviderCommand) -> anyhow::Result<()> {
     match command {
         ProviderCommand::Set(args) => {
             let a = *args;
@@ -187,7 +162,7 @@ pub async fn provider_command(command: ProviderCommand) -> anyhow::Result<()> {
             })?;
             let (json_out, project, provider) = (a.json, a.project.clone(), a.provider.clone());
             Admin::run_sealed(a.store, async |store, keyring, now| {
-                require_project(store, &project, now).await?;
+                crate::project::require_project(store, &project, now).await?;
                 let sealed = keyring
                     .encrypt(
                         &latchkey::vault::provider_context(&project, &provider),
@@ -224,7 +199,7 @@ pub async fn provider_command(command: ProviderCommand) -> anyhow::Result<()> {
         }
         ProviderCommand::List { project, store } => {
             Admin::run(store, async |store, now| {
-                require_project(store, &project, now).await?;
+                crate::project::require_project(store, &project, now).await?;
                 for item in store.project_items(&project, now).await? {
                     if item.s("sk").is_some_and(|sk| sk.starts_with("PROVIDER#")) {
                         let c = ProviderConfig::from_item(&item)?;

@@ -1,0 +1,49 @@
+//! `latchkey client list|delete`: registered OAuth clients.
+
+use clap::Subcommand;
+
+use crate::admin::{Admin, StoreArgs};
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// List registered clients (JSON lines).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a registered client.
+    Delete {
+        /// The client's id.
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::List { store } => {
+            Admin::run(store, async |store, now| {
+                for c in store.list_clients(now).await? {
+                    let mut doc = c.metadata.to_json();
+                    doc.insert("client_id".into(), c.client_id.into());
+                    doc.insert("client_id_issued_at".into(), c.created_at.into());
+                    println!("{}", serde_json::Value::Object(doc));
+                }
+                Ok(())
+            })
+            .await
+        }
+        ClientCommand::Delete { client_id, store } => {
+            Admin::run(store, async |store, now| {
+                if store.get_client(&client_id, now).await?.is_none() {
+                    anyhow::bail!("no client {client_id}");
+                }
+                store.delete(&latchkey::store::keys::client(&client_id)).await?;
+                println!("deleted client {client_id}");
+                Ok(())
+            })
+            .await
+        }
+    }
+}

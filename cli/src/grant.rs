@@ -1,0 +1,71 @@
+//! `latchkey grant list|revoke`: what users approved, and the tokens issued from them.
+
+use clap::Subcommand;
+
+use crate::admin::{Admin, StoreArgs};
+
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// List grants (JSON lines), optionally one user's.
+    List {
+        /// The user's subject (as introspection reports `sub`).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke one grant, or every grant of a user, with every token issued from them.
+    Revoke {
+        /// The grant's id.
+        #[arg(conflicts_with = "user", required_unless_present = "user")]
+        grant_id: Option<String>,
+        /// Revoke all of this user's grants.
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub async fn run(command: GrantCommand) -> anyhow::Result<()> {
+    match command {
+        GrantCommand::List { user, store } => {
+            Admin::run(store, async |store, now| {
+                for (g, status) in store.list_grants(user.as_deref(), now).await? {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "grant_id": g.grant_id, "client_id": g.client_id, "sub": g.sub, "username": g.username,
+                            "resource": g.resource, "scope": g.scope, "status": status, "created_at": g.created_at,
+                        })
+                    );
+                }
+                Ok(())
+            })
+            .await
+        }
+        GrantCommand::Revoke { grant_id, user, store } => {
+            Admin::run(store, async |store, now| {
+                let ids: Vec<String> = match (&grant_id, &user) {
+                    (Some(id), _) => vec![id.clone()],
+                    (None, Some(u)) => store
+                        .list_grants(Some(u), now)
+                        .await?
+                        .into_iter()
+                        .map(|(g, _)| g.grant_id)
+                        .collect(),
+                    (None, None) => anyhow::bail!("name a grant id or --user"),
+                };
+                for id in &ids {
+                    store.revoke_grant(id, now).await?;
+                    println!("revoked grant {id}");
+                }
+                if ids.is_empty() {
+                    println!("no grants");
+                }
+                Ok(())
+            })
+            .await
+        }
+    }
+}
