@@ -3,6 +3,7 @@
 //! backends (`latchkey::state::Backends`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use latchkey::clock::Clock;
@@ -44,12 +45,12 @@ impl Admin {
     async fn open(args: StoreArgs) -> anyhow::Result<Admin> {
         match args.table {
             Some(table) => {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = Arc::new(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await);
                 // Secrets written to a DynamoDB table are sealed with that deployment's KMS key.
                 let key = args.kms_key_id.map(|key_id| Key::Kms {
                     key_id,
                     aws: Aws::Chain {
-                        sdk: sdk.clone(),
+                        sdk: Arc::clone(&sdk),
                         endpoint: None,
                     },
                 });

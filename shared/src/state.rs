@@ -69,9 +69,9 @@ impl AppState {
     /// when `LATCHKEY_KMS_KEY_ID` is set.
     pub async fn from_env() -> Result<Self, BoxError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk = Arc::new(aws_config::load_defaults(BehaviorVersion::latest()).await);
         let at = |endpoint: &Option<String>| Aws::Chain {
-            sdk: sdk.clone(),
+            sdk: Arc::clone(&sdk),
             endpoint: endpoint.clone(),
         };
         let key = config.kms_key_id.clone().map(|key_id| Key::Kms {
@@ -127,7 +127,10 @@ pub enum Key {
 pub enum Aws {
     /// AWS, with region and credentials from the default chain (environment, profile, the Lambda role);
     /// `endpoint` replaces the service URL when set.
-    Chain { sdk: SdkConfig, endpoint: Option<String> },
+    Chain {
+        sdk: Arc<SdkConfig>,
+        endpoint: Option<String>,
+    },
     /// A local server (the embedded DynamoDB emulator, a local KMS-compatible server): static dummy
     /// credentials, region us-east-1.
     Local { endpoint: String },
@@ -137,7 +140,7 @@ impl Aws {
     /// The default chain, loaded now; `endpoint` as for `Aws::Chain`.
     pub async fn chain(endpoint: Option<String>) -> Aws {
         Aws::Chain {
-            sdk: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            sdk: Arc::new(aws_config::load_defaults(BehaviorVersion::latest()).await),
             endpoint,
         }
     }
@@ -147,7 +150,7 @@ impl Aws {
         let counter = metrics.dynamodb.interceptor("count-dynamodb");
         let conf = match self {
             Aws::Chain { sdk, endpoint } => {
-                let mut conf = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(counter);
+                let mut conf = aws_sdk_dynamodb::config::Builder::from(sdk.as_ref()).interceptor(counter);
                 if let Some(ep) = endpoint {
                     conf = conf.endpoint_url(ep);
                 }
@@ -169,7 +172,7 @@ impl Aws {
         let counter = metrics.kms.interceptor("count-kms");
         let conf = match self {
             Aws::Chain { sdk, endpoint } => {
-                let mut conf = aws_sdk_kms::config::Builder::from(sdk).interceptor(counter);
+                let mut conf = aws_sdk_kms::config::Builder::from(sdk.as_ref()).interceptor(counter);
                 if let Some(ep) = endpoint {
                     conf = conf.endpoint_url(ep);
                 }
