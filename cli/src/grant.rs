@@ -29,21 +29,19 @@ pub enum GrantCommand {
 
 pub async fn run(command: GrantCommand) -> anyhow::Result<()> {
     match command {
-        GrantCommand::List { user, store } => {
-            Admin::run(store, async |store, now| {
-                for (g, status) in store.list_grants(user.as_deref(), now).await? {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "grant_id": g.grant_id, "client_id": g.client_id, "sub": g.sub, "username": g.username,
-                            "resource": g.resource, "scope": g.scope, "status": status, "created_at": g.created_at,
-                        })
-                    );
-                }
-                Ok(())
-            })
-            .await
-        }
+        GrantCommand::List { user, store } => Admin::run(store, async |store, now| {
+            for (g, status) in store.list_grants(user.as_deref(), now).await? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "grant_id": g.grant_id, "client_id": g.client_id, "sub": g.sub, "username": g.username,
+                        "resource": g.resource, "scope": g.scope, "status": status.as_str(), "created_at": g.created_at,
+                    })
+                );
+            }
+            Ok(())
+        })
+        .await,
         GrantCommand::Revoke { grant_id, user, store } => {
             Admin::run(store, async |store, now| {
                 let ids: Vec<String> = match (&grant_id, &user) {

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use latchkey::store::vault::ProviderConfig;
+use latchkey::domain::provider::{self, ProviderConfig};
+use latchkey::store::FromItem;
 use latchkey::vault::providers;
 use serde_json::{json, Map, Value};
 
@@ -129,7 +130,7 @@ pub async fn run(command: ProviderCommand) -> anyhow::Result<()> {
     match command {
         ProviderCommand::Set(args) => {
             let a = *args;
-            if !providers::is_valid_name(&a.provider) {
+            if !provider::is_valid_name(&a.provider) {
                 anyhow::bail!("a provider name is 1 to 40 of a-z, 0-9 and -, starting with a letter");
             }
             if a.client_id.is_empty() || a.client_secret.is_empty() {
@@ -165,7 +166,7 @@ pub async fn run(command: ProviderCommand) -> anyhow::Result<()> {
                 crate::project::require_project(store, &project, now).await?;
                 let sealed = keyring
                     .encrypt(
-                        &latchkey::vault::provider_context(&project, &provider),
+                        &latchkey::domain::context::provider_context(&project, &provider),
                         a.client_secret.as_bytes(),
                     )
                     .await
@@ -226,7 +227,7 @@ pub async fn run(command: ProviderCommand) -> anyhow::Result<()> {
                     anyhow::bail!("project {project} has no provider {provider}");
                 }
                 store
-                    .delete(&latchkey::store::vault::provider_key(&project, &provider))
+                    .delete(&latchkey::store::providers::provider_key(&project, &provider))
                     .await?;
                 println!("deleted provider {provider} from {project}");
                 Ok(())

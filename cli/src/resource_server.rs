@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use latchkey::store::resource_servers::{Resource, ResourceServerRecord};
+use latchkey::domain::resource::{Resource, ResourceServerRecord};
 use latchkey::store::StoreError;
 
 use crate::admin::{Admin, StoreArgs};
@@ -57,7 +57,7 @@ pub enum ResourceServerCommand {
 }
 
 fn parse_scope(s: &str) -> Result<String, String> {
-    if latchkey::oauth::scope::is_scope_token(s) {
+    if latchkey::domain::scope::is_scope_token(s) {
         Ok(s.to_string())
     } else {
         Err("a scope is 1 to 128 printable ASCII characters, without spaces, `\"` or `\\` (RFC 6749 §3.3)".into())

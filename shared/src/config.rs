@@ -2,7 +2,7 @@
 
 use std::env;
 
-use crate::oauth::redirect::RedirectPolicy;
+use crate::domain::redirect::RedirectPolicy;
 
 /// Everything an endpoint needs to know about its deployment.
 #[derive(Clone, Debug)]
@@ -167,7 +167,7 @@ impl Config {
             },
             login_vault_provider: match get("LATCHKEY_LOGIN_VAULT_PROVIDER") {
                 None => "google".into(),
-                Some(p) if crate::vault::providers::is_valid_name(&p) => p,
+                Some(p) if crate::domain::provider::is_valid_name(&p) => p,
                 Some(_) => {
                     return Err(ConfigError {
                         name: "LATCHKEY_LOGIN_VAULT_PROVIDER",
@@ -227,7 +227,7 @@ fn parse_scopes(raw: &str) -> Result<Vec<String>, ConfigError> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if scopes.is_empty() || !scopes.iter().all(|s| crate::oauth::scope::is_scope_token(s)) {
+    if scopes.is_empty() || !scopes.iter().all(|s| crate::domain::scope::is_scope_token(s)) {
         return Err(ConfigError {
             name: "LATCHKEY_SCOPES",
             reason: "expected scope tokens separated by spaces or commas".into(),

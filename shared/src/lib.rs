@@ -2,12 +2,14 @@
 //!
 //! One domain crate used by every Lambda binary in `functions/`, by `latchkey serve` and by the tests.
 //! The request path is `router` → `handlers::<endpoint>` → flows (`authz`, `vault`, `tools`, around
-//! `oauth`'s pure decisions) → `store` / `crypto`.
+//! `oauth`'s pure decisions) → `store` / `crypto`, with the domain types (`domain`) shared by the
+//! flows and the store.
 
 pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod error;
 pub mod handlers;
 pub mod http;

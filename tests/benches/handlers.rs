@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use lambda_http::Body;
+use latchkey::domain::grant;
 use latchkey::local::{start, Options};
 use latchkey::router::{self, Route};
-use latchkey::store::grants;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -107,13 +107,13 @@ async fn main() {
     let client_res = router::call(Route::Register, state, register_request()).await;
     let client: serde_json::Value = serde_json::from_slice(client_res.body().as_ref()).unwrap();
     let client_id = client["client_id"].as_str().unwrap().to_string();
-    let resource = latchkey::store::resource_servers::Resource::parse("https://mcp.example.com/mcp").unwrap();
+    let resource = latchkey::domain::resource::Resource::parse("https://mcp.example.com/mcp").unwrap();
     let (rs, rs_secret) = state.store.create_resource_server(&resource, &[], now).await.unwrap();
     let n = 2_000;
     let mut codes = Vec::with_capacity(n);
     for _ in 0..n {
         let grant_id = latchkey::crypto::secret::random_token("", 16);
-        let grant = grants::Grant {
+        let grant = grant::Grant {
             grant_id: grant_id.clone(),
             client_id: client_id.clone(),
             sub: "user".into(),
@@ -122,8 +122,8 @@ async fn main() {
             scope: "openid".into(),
             created_at: now,
         };
-        let code = grants::new_token(grants::CODE_PREFIX, &grant_id);
-        let rec = grants::CodeRecord {
+        let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
+        let rec = grant::CodeRecord {
             redirect_uri: "http://127.0.0.1:33418/callback".into(),
             code_challenge: CHALLENGE.into(),
             expires_at: now + 600,
@@ -268,7 +268,7 @@ async fn tool_forwarding_overhead() {
     let state = &app.server.state;
     let conn = state
         .store
-        .get_connection_at(&latchkey::store::vault::tool_tokens_key(&tool_id), 0)
+        .get_connection_at(&latchkey::store::connections::tool_tokens_key(&tool_id), 0)
         .await
         .unwrap()
         .unwrap();

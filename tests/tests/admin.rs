@@ -6,7 +6,7 @@ mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{TestApp, RESOURCE};
-use latchkey::store::resource_servers::{Resource, RS_ID_PREFIX, RS_SECRET_PREFIX};
+use latchkey::domain::resource::{Resource, RS_ID_PREFIX, RS_SECRET_PREFIX};
 use latchkey::store::StoreError;
 
 fn scopes(s: &[&str]) -> Vec<String> {

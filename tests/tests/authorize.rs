@@ -6,7 +6,7 @@
 mod common;
 
 use common::{TestApp, CHALLENGE, RESOURCE, VERIFIER};
-use latchkey::store::resource_servers::Resource;
+use latchkey::domain::resource::Resource;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 

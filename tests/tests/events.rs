@@ -115,11 +115,12 @@ fn without_a_public_url_the_issuer_comes_from_api_gateway_not_the_host_header() 
 /// With the sample API key known to the store, the vault events reach their domain logic.
 #[tokio::test]
 async fn vault_events_run_with_a_known_api_key() {
-    use latchkey::store::{vault, Item};
+    use latchkey::domain::project::project_of_key;
+    use latchkey::store::{projects, Item};
     let app = common::TestApp::start().await;
     let key = "lk_ak_prj_exampleproject1.c2FtcGxlLWtleS1ub3QtcmVhbC0wMDAwMDAwMDAwMDAwMDA";
-    let project = vault::project_of_key(key).unwrap();
-    let item = Item::with_key(&vault::api_key_key(&latchkey::crypto::secret::hash(key)))
+    let project = project_of_key(key).unwrap();
+    let item = Item::with_key(&projects::api_key_key(&latchkey::crypto::secret::hash(key)))
         .set_s("type", "api_key")
         .set_s("project_id", project)
         .set_s("key_id", "ak_sample")
@@ -149,12 +150,13 @@ async fn vault_events_run_with_a_known_api_key() {
 /// does not exist). `tool-create.json` is not run here: it would start discovery of a public host.
 #[tokio::test]
 async fn tool_events_run_with_a_known_project_key() {
-    use latchkey::store::{vault, Item};
+    use latchkey::domain::project::project_of_key;
+    use latchkey::store::{projects, Item};
     let app = common::TestApp::start().await;
     let key = "lk_ak_prj_exampleproject1.c2FtcGxlLWtleS1ub3QtcmVhbC0wMDAwMDAwMDAwMDAwMDA";
-    let item = Item::with_key(&vault::api_key_key(&latchkey::crypto::secret::hash(key)))
+    let item = Item::with_key(&projects::api_key_key(&latchkey::crypto::secret::hash(key)))
         .set_s("type", "api_key")
-        .set_s("project_id", vault::project_of_key(key).unwrap())
+        .set_s("project_id", project_of_key(key).unwrap())
         .set_s("key_id", "ak_sample")
         .set_n("created_at", 0);
     app.server.state.store.put(item).await.unwrap();

@@ -168,12 +168,12 @@ async fn vault_proxy_with_kms_keeps_kms_off_the_hot_path_and_binds_records_to_us
 
     // Swap the users' sealed tokens and open them in a cold process: KMS refuses both.
     let store = &app.server.state.store;
-    let ka = latchkey::store::vault::connection_key(&project.project_id, "alice", "google");
-    let kb = latchkey::store::vault::connection_key(&project.project_id, "bob", "google");
+    let ka = latchkey::store::connections::connection_key(&project.project_id, "alice", "google");
+    let kb = latchkey::store::connections::connection_key(&project.project_id, "bob", "google");
     let a = store.get(&ka, 0).await.unwrap().unwrap();
     let b = store.get(&kb, 0).await.unwrap().unwrap();
     let cold = Keyring::new(KeyWrapper::Kms(KmsWrapper::new(client(&ep, &metrics), key.clone())));
-    let ctx_of = |u: &str| latchkey::vault::connection_context(&project.project_id, u, "google");
+    let ctx_of = |u: &str| latchkey::domain::context::connection_context(&project.project_id, u, "google");
     assert!(cold.decrypt(&ctx_of("alice"), b.b("tokens").unwrap()).await.is_err());
     assert!(cold.decrypt(&ctx_of("bob"), a.b("tokens").unwrap()).await.is_err());
     assert!(cold.decrypt(&ctx_of("alice"), a.b("tokens").unwrap()).await.is_ok());

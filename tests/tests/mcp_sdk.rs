@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use latchkey::store::resource_servers::Resource;
+use latchkey::domain::resource::Resource;
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mcp-sdk")

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::{TestApp, CHALLENGE, RESOURCE};
-use latchkey::store::resource_servers::Resource;
+use latchkey::domain::resource::Resource;
 use reqwest::redirect::Policy;
 use serde_json::json;
 
@@ -378,13 +378,13 @@ async fn sign_in_tokens_are_kept_sealed_as_the_users_vault_connection() {
         .await
         .unwrap()
         .expect("the sign-in is kept as a connection");
-    assert_eq!(conn.status, "active");
+    assert_eq!(conn.status.as_str(), "active");
     assert_eq!(conn.email.as_deref(), Some("carol@example.com"));
     assert_eq!(conn.scopes, vec!["openid", "email", "profile"]);
     assert!(!conn.sealed_tokens.windows(11).any(|w| w == b"upstream-at"));
     let tokens = latchkey::vault::open_tokens(
         state,
-        &latchkey::vault::connection_context("prj_login-test", &sub, "google"),
+        &latchkey::domain::context::connection_context("prj_login-test", &sub, "google"),
         &conn.sealed_tokens,
     )
     .await

@@ -192,7 +192,7 @@ async fn python_async_client_flow_against_latchkey_serve_with_typed_errors() {
         .await
         .unwrap()
         .expect("the second user's connection is kept");
-    assert_eq!(second.status, "reauthorization_required");
+    assert_eq!(second.status.as_str(), "reauthorization_required");
 }
 
 #[tokio::test(flavor = "multi_thread")]

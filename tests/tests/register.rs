@@ -383,7 +383,7 @@ async fn rfc7591_2_a_resource_servers_declared_scopes_are_registrable() {
     let app = TestApp::start().await;
     let state = &app.server.state;
     let now = state.clock.now();
-    let resource = latchkey::store::resource_servers::Resource::parse("https://mcp.example.com/mcp").unwrap();
+    let resource = latchkey::domain::resource::Resource::parse("https://mcp.example.com/mcp").unwrap();
     let (rs, _) = state
         .store
         .create_resource_server(&resource, &["mcp:tools".into(), "mcp:admin".into()], now)

@@ -123,9 +123,9 @@ async fn admin_lists_and_revokes_a_users_grants() {
     let grants = store.list_grants(Some("user-1"), now).await.unwrap();
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].0.grant_id, grant_id);
-    assert_eq!(grants[0].1, "active");
+    assert_eq!(grants[0].1.as_str(), "active");
     assert!(store.list_grants(Some("someone-else"), now).await.unwrap().is_empty());
     store.revoke_grant(&grant_id, now).await.unwrap();
-    assert_eq!(store.list_grants(None, now).await.unwrap()[0].1, "revoked");
+    assert_eq!(store.list_grants(None, now).await.unwrap()[0].1.as_str(), "revoked");
     assert_eq!(token_count(&app.grant_items(&grant_id).await), 0);
 }

@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use latchkey::store::resource_servers::Resource;
+use latchkey::domain::resource::Resource;
 use serde_json::{json, Value};
 
 const TOOLS: &str = "mcp:tools";

@@ -447,7 +447,7 @@ async fn complete_oauth_is_401_when_the_authorization_server_refuses_the_client(
         .server
         .state
         .store
-        .get_connection_at(&latchkey::store::vault::tool_tokens_key(&tool_id), 0)
+        .get_connection_at(&latchkey::store::connections::tool_tokens_key(&tool_id), 0)
         .await
         .unwrap();
     assert!(tokens.is_none());

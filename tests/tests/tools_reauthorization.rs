@@ -10,8 +10,9 @@ use std::collections::HashMap;
 
 use common::mcp_server::McpServer;
 use common::{Project, TestApp};
-use latchkey::store::tools::ToolRecord;
-use latchkey::store::vault::Connection;
+use latchkey::domain::connection::Connection;
+use latchkey::domain::tool::ToolRecord;
+use latchkey::store::FromItem;
 use serde_json::{json, Value};
 
 const REDIRECT: &str = "http://127.0.0.1:7777/callback";
@@ -29,7 +30,7 @@ async fn resource_server(app: &TestApp, url: &str) -> (String, String) {
     let (rec, secret) = state
         .store
         .create_resource_server(
-            &latchkey::store::resource_servers::Resource::parse(url).unwrap(),
+            &latchkey::domain::resource::Resource::parse(url).unwrap(),
             &["admin".to_string()],
             state.clock.now(),
         )
@@ -150,7 +151,7 @@ impl Setup {
             .server
             .state
             .store
-            .get_connection_at(&latchkey::store::vault::tool_tokens_key(tool_id), 0)
+            .get_connection_at(&latchkey::store::connections::tool_tokens_key(tool_id), 0)
             .await
             .unwrap()
     }

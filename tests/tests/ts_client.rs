@@ -150,7 +150,7 @@ async fn typescript_client_tests_pass_against_latchkey_serve() {
         .await
         .unwrap()
         .expect("the second user's connection is kept");
-    assert_eq!(second.status, "reauthorization_required");
+    assert_eq!(second.status.as_str(), "reauthorization_required");
     assert_eq!(fake.state.lock().unwrap().revocations.len(), 1);
     assert!(mcp.state.lock().unwrap().introspections >= 4);
 }

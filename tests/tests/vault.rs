@@ -219,8 +219,8 @@ async fn swapped_ciphertexts_between_users_fail_to_decrypt() {
     fake.state.lock().unwrap().next_user = "fake-user-2".into();
     connected(&app, &project, "bob").await;
     let store = &app.server.state.store;
-    let key_a = latchkey::store::vault::connection_key(&project.project_id, "alice", "google");
-    let key_b = latchkey::store::vault::connection_key(&project.project_id, "bob", "google");
+    let key_a = latchkey::store::connections::connection_key(&project.project_id, "alice", "google");
+    let key_b = latchkey::store::connections::connection_key(&project.project_id, "bob", "google");
     let a = store.get(&key_a, 0).await.unwrap().unwrap();
     let b = store.get(&key_b, 0).await.unwrap().unwrap();
     let (ta, tb) = (a.b("tokens").unwrap().to_vec(), b.b("tokens").unwrap().to_vec());

@@ -3,10 +3,10 @@
 //! stored while `Cache-Control` lets us trust it. Also the registered `scope` rule shared with
 //! dynamic registration.
 
+use crate::domain::client::ClientRecord;
 use crate::error::OAuthError;
 use crate::oauth::{cimd, scope};
 use crate::state::AppState;
-use crate::store::clients::ClientRecord;
 use crate::store::StoreError;
 
 /// Why no client could be used.

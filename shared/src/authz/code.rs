@@ -3,9 +3,9 @@
 //! consent (approval) and the tests that seed codes.
 
 use crate::crypto::secret;
+use crate::domain::authz::{AuthRequest, Session};
+use crate::domain::grant::{self, CodeRecord, Grant};
 use crate::state::AppState;
-use crate::store::authz::{AuthRequest, Session};
-use crate::store::grants::{self, CodeRecord, Grant};
 use crate::store::StoreError;
 
 /// How long a grant item outlives its code when no token is issued from it.
@@ -36,7 +36,7 @@ pub async fn issue(
         scope: request.scope.clone(),
         created_at: now,
     };
-    let code = grants::new_token(grants::CODE_PREFIX, &grant_id);
+    let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
     let record = CodeRecord {
         redirect_uri: request.redirect_uri.clone(),
         code_challenge: request.code_challenge.clone(),

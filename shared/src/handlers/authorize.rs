@@ -12,12 +12,12 @@ use super::{server_error, sign_in_failure};
 use crate::authz::client::{self, ClientError};
 use crate::authz::{code, signin};
 use crate::crypto::secret;
+use crate::domain::authz::AUTHREQ_TTL;
 use crate::http::cookie::{session_cookie, set_cookie, LOGIN_COOKIE};
 use crate::http::html::{error_page, redirect};
 use crate::http::request::{self, Params};
 use crate::oauth::authorize::{self as decide, ValidRequest};
 use crate::state::AppState;
-use crate::store::authz::AUTHREQ_TTL;
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let params = match *req.method() {

@@ -7,11 +7,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::clock::iso8601;
+use crate::domain::connection::Connection;
 use crate::error::VaultError;
 use crate::http::path::path_params;
 use crate::http::response;
 use crate::state::AppState;
-use crate::store::vault::{self as vstore, Connection};
+use crate::store::{connections, providers, FromItem};
 use crate::vault::{self, PresentedKey};
 
 const LIST: &str = "/v1/identity/users/{user_id}/connections";
@@ -49,7 +50,7 @@ pub fn connection_json(c: &Connection) -> serde_json::Value {
     let mut v = json!({
         "provider": c.provider,
         "scopes": c.scopes,
-        "status": c.status,
+        "status": c.status.as_str(),
         "connected_at": iso8601(c.created_at),
         "updated_at": iso8601(c.updated_at),
     });
@@ -108,8 +109,8 @@ async fn delete(
         .get_many(
             &[
                 key.store_key(),
-                vstore::connection_key(&key.project_id, &user_id, &provider_name),
-                vstore::provider_key(&key.project_id, &provider_name),
+                connections::connection_key(&key.project_id, &user_id, &provider_name),
+                providers::provider_key(&key.project_id, &provider_name),
             ],
             now,
         )

@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 
 use super::server_error;
 use crate::authz::code;
+use crate::domain::authz::Session;
 use crate::error::OAuthErrorCode;
 use crate::http::cookie::session_cookie;
 use crate::http::csrf::{csrf_matches, csrf_token};
@@ -15,7 +16,6 @@ use crate::http::html::{error_page, escape};
 use crate::http::request::{self, Params};
 use crate::oauth::authorize::ClientRedirect;
 use crate::state::AppState;
-use crate::store::authz::Session;
 
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let base = request::public_base(&state.config, &req);

@@ -6,10 +6,12 @@
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
+use crate::domain::auth_session::VaultState;
+use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::context::{connection_context, vault_state_context};
 use crate::error::VaultError;
 use crate::http::{html, request};
 use crate::state::AppState;
-use crate::store::vault::{Connection, VaultState};
 use crate::vault::{self, upstream, Tokens};
 
 fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
@@ -128,7 +130,10 @@ async fn complete(
     };
     let item = state
         .store
-        .get(&crate::store::vault::provider_key(&st.project_id, &st.provider), now)
+        .get(
+            &crate::store::providers::provider_key(&st.project_id, &st.provider),
+            now,
+        )
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "vault callback: reading the provider failed");
@@ -143,7 +148,7 @@ async fn complete(
         Some(sealed) => {
             let keyring = vault::keyring(state).map_err(|_| internal("keyring"))?;
             let v = keyring
-                .decrypt(&vault::state_context(state_value), sealed)
+                .decrypt(&vault_state_context(state_value), sealed)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "vault callback: opening the verifier failed");
@@ -195,7 +200,7 @@ async fn complete(
                 format!("{s}/")
             }
         });
-    let ctx = vault::connection_context(&st.project_id, &st.user_id, &st.provider);
+    let ctx = connection_context(&st.project_id, &st.user_id, &st.provider);
     let sealed = vault::seal_tokens(
         state,
         &ctx,
@@ -214,7 +219,7 @@ async fn complete(
         scopes: vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
         account_id,
         email,
-        status: "active".into(),
+        status: ConnectionStatus::Active,
         sealed_tokens: sealed,
         expires_at: tokens.expires_in.map(|s| now + s),
         api_base_url,

@@ -7,11 +7,14 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
+use crate::domain::grant::{self, GrantStatus, TokenRecord, TokenStatus};
+use crate::domain::resource::ResourceServerRecord;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
 use crate::state::AppState;
-use crate::store::grants::{self, TokenRecord};
-use crate::store::resource_servers::{rs_key, ResourceServerRecord};
+use crate::store::grants;
+use crate::store::resource_servers::rs_key;
+use crate::store::FromItem;
 
 const METHODS: &str = "POST";
 
@@ -39,7 +42,7 @@ async fn introspect(state: &AppState, req: &Request) -> Result<Response<Body>, O
         return Err(unauthorized());
     }
     let now = state.clock.now();
-    let grant_id = grants::grant_of(grants::ACCESS_PREFIX, token);
+    let grant_id = grant::grant_of(grant::ACCESS_PREFIX, token);
     let gid = grant_id.unwrap_or("-");
     // One round trip: the caller, the token and its grant (a revoked grant makes its tokens inactive
     // even before their items are deleted).
@@ -63,14 +66,17 @@ async fn introspect(state: &AppState, req: &Request) -> Result<Response<Body>, O
         .ok_or_else(unauthorized)?;
     let inactive = || response::json(StatusCode::OK, &json!({"active": false}));
     let token_item = found.next().flatten().filter(|_| grant_id.is_some());
-    let grant_active = found.next().flatten().is_some_and(|g| g.s("status") == Some("active"));
+    let grant_active = found
+        .next()
+        .flatten()
+        .is_some_and(|g| g.status() == Some(GrantStatus::Active));
     let Some(item) = token_item.filter(|_| grant_active) else {
         return Ok(inactive());
     };
     let Ok(t) = TokenRecord::from_item(&item) else {
         return Ok(inactive());
     };
-    if t.resource != rs.resource || t.expires_at <= now || item.s("status") != Some("active") {
+    if t.resource != rs.resource || t.expires_at <= now || item.status() != Some(TokenStatus::Active) {
         return Ok(inactive());
     }
     let issuer = state.config.issuer_for(&request::public_base(&state.config, req));

@@ -23,12 +23,12 @@ use http::StatusCode;
 use lambda_http::{Body, Response};
 
 use crate::authz::signin::{SignInError, SignedIn};
+use crate::domain::authz::SESSION_TTL;
 use crate::error::OAuthErrorCode;
 use crate::http::cookie::{set_cookie, set_session_cookie, LOGIN_COOKIE};
 use crate::http::html::{error_page, redirect};
 use crate::oauth::authorize::ClientRedirect;
 use crate::state::AppState;
-use crate::store::authz::SESSION_TTL;
 use crate::store::StoreError;
 
 /// A store failure on a browser page: 500 with a generic page; the cause goes to the log.

@@ -10,10 +10,11 @@ use http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use url::Url;
 
+use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::error::VaultError;
 use crate::http::path::path_params;
 use crate::state::AppState;
-use crate::store::vault::{self as vstore, Connection};
+use crate::store::{connections, providers, FromItem};
 use crate::vault::forward::{relay, send_with_held_token, MAX_PROXY_BODY};
 use crate::vault::refresh::{reauthorization_required, upstream_failure};
 use crate::vault::upstream::precheck;
@@ -142,8 +143,8 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
         .get_many(
             &[
                 key.store_key(),
-                vstore::connection_key(&key.project_id, &user_id, provider_name),
-                vstore::provider_key(&key.project_id, provider_name),
+                connections::connection_key(&key.project_id, &user_id, provider_name),
+                providers::provider_key(&key.project_id, provider_name),
             ],
             now,
         )
@@ -159,7 +160,7 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
     else {
         return Err(vault::not_connected(provider_name));
     };
-    if conn.status != "active" {
+    if conn.status != ConnectionStatus::Active {
         return Err(reauthorization_required(provider_name));
     }
     let base_raw = conn

@@ -7,11 +7,11 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
 use crate::crypto::secret::{self, CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX};
+use crate::domain::client::ClientRecord;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
 use crate::oauth::client::validate_registration;
 use crate::state::AppState;
-use crate::store::clients;
 
 const METHODS: &str = "POST, OPTIONS";
 
@@ -36,7 +36,7 @@ async fn register(state: &AppState, req: &Request) -> Result<Response<Body>, OAu
     meta.scope = crate::authz::client::registered_scope(state, meta.scope.take(), now).await?;
     let client_id = secret::random_token(CLIENT_ID_PREFIX, 16);
     let client_secret = meta.is_confidential().then(|| secret::new_secret(CLIENT_SECRET_PREFIX));
-    let record = clients::ClientRecord {
+    let record = ClientRecord {
         client_id: client_id.clone(),
         secret_hash: client_secret.as_deref().map(secret::hash),
         metadata: meta,

@@ -5,12 +5,13 @@
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
+use crate::domain::client::ClientRecord;
+use crate::domain::grant;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
 use crate::oauth::client_auth;
 use crate::state::AppState;
-use crate::store::clients::ClientRecord;
-use crate::store::{grants, keys, StoreError};
+use crate::store::{grants, keys, FromItem, StoreError};
 
 const METHODS: &str = "POST, OPTIONS";
 
@@ -36,9 +37,9 @@ async fn revoke(state: &AppState, req: &Request) -> Result<Response<Body>, OAuth
         .map_err(|m| OAuthError::new(OAuthErrorCode::InvalidRequest, m))?;
     let now = state.clock.now();
     // Which kind of token is it? The prefix says; `token_type_hint` is only a hint (RFC 7009 §2.1).
-    let (grant_id, token_key, is_refresh) = if let Some(g) = grants::grant_of(grants::REFRESH_PREFIX, token) {
+    let (grant_id, token_key, is_refresh) = if let Some(g) = grant::grant_of(grant::REFRESH_PREFIX, token) {
         (Some(g), grants::refresh_key(g, token), true)
-    } else if let Some(g) = grants::grant_of(grants::ACCESS_PREFIX, token) {
+    } else if let Some(g) = grant::grant_of(grant::ACCESS_PREFIX, token) {
         (Some(g), grants::access_key(g, token), false)
     } else {
         (None, grants::access_key("-", token), false)

@@ -10,12 +10,14 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::iso8601;
 use crate::crypto::secret;
+use crate::domain::auth_session::{SessionStatus, VaultSession, VaultState, SESSION_TTL};
+use crate::domain::context::vault_state_context;
 use crate::error::VaultError;
 use crate::http::path::path_params;
 use crate::http::{request, response};
 use crate::oauth::pkce;
 use crate::state::AppState;
-use crate::store::vault::{self as vstore, VaultSession, VaultState, SESSION_TTL};
+use crate::store::{auth_sessions, providers, FromItem};
 use crate::vault::{self, PresentedKey};
 
 /// Most scopes a session may ask for.
@@ -80,7 +82,7 @@ fn parse_create(body: &Map<String, Value>) -> Result<CreateRequest, VaultError> 
             }
             let mut out: Vec<String> = Vec::new();
             for v in items {
-                let Some(s) = v.as_str().filter(|s| crate::oauth::scope::is_scope_token(s)) else {
+                let Some(s) = v.as_str().filter(|s| crate::domain::scope::is_scope_token(s)) else {
                     return Err(bad(
                         "scopes must be strings of printable characters without spaces, commas, quotes or backslashes",
                     ));
@@ -118,7 +120,10 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
     let items = state
         .store
         .get_many(
-            &[key.store_key(), vstore::provider_key(&key.project_id, &input.provider)],
+            &[
+                key.store_key(),
+                providers::provider_key(&key.project_id, &input.provider),
+            ],
             now,
         )
         .await
@@ -136,7 +141,7 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
     let (verifier, sealed_verifier) = if spec.pkce {
         let v = secret::random_token("", 48);
         let sealed = vault::keyring(state)?
-            .encrypt(&vault::state_context(&state_value), v.as_bytes())
+            .encrypt(&vault_state_context(&state_value), v.as_bytes())
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "vault: sealing a verifier failed");
@@ -174,7 +179,7 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
         user_id: input.user_id.clone(),
         provider: input.provider.clone(),
         scopes: scopes.clone(),
-        status: "pending".into(),
+        status: SessionStatus::Pending,
         error_code: None,
         error_message: None,
         expires_at,
@@ -234,7 +239,7 @@ async fn session_status(state: &AppState, req: &Request) -> Result<Response<Body
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let now = state.clock.now();
     let keys = if well_formed {
-        vec![key.store_key(), vstore::session_key(session_id)]
+        vec![key.store_key(), auth_sessions::session_key(session_id)]
     } else {
         vec![key.store_key()]
     };
@@ -255,14 +260,14 @@ async fn session_status(state: &AppState, req: &Request) -> Result<Response<Body
         .ok_or_else(not_found)?;
     let mut body = json!({
         "session_id": session.session_id,
-        "status": session.status_at(now),
+        "status": session.status_at(now).as_str(),
         "provider": session.provider,
         "user_id": session.user_id,
         "scopes": session.scopes,
         "expires_at": iso8601(session.expires_at),
         "created_at": iso8601(session.created_at),
     });
-    if session.status == "error" {
+    if session.status == SessionStatus::Error {
         body["error"] = json!({
             "code": session.error_code.unwrap_or_else(|| "error".into()),
             "message": session.error_message.unwrap_or_default(),

@@ -6,16 +6,17 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
+use crate::domain::client::ClientRecord;
+use crate::domain::grant::{self, CodeRecord, Grant, GrantStatus, Issue, TokenRecord};
+use crate::domain::resource::Resource;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
 use crate::oauth::client_auth::{self, PresentedClient};
 use crate::oauth::pkce;
 use crate::oauth::token::{check_code, check_refresh, CodeDecision, RefreshDecision};
 use crate::state::AppState;
-use crate::store::clients::ClientRecord;
-use crate::store::grants::{self, CodeRecord, Grant, Issue, TokenRecord, WriteRefused};
-use crate::store::resource_servers::Resource;
-use crate::store::{keys, Item, StoreError};
+use crate::store::grants::{self, WriteRefused};
+use crate::store::{keys, FromItem, Item, StoreError};
 
 const METHODS: &str = "POST, OPTIONS";
 
@@ -102,7 +103,7 @@ async fn load(
 
 fn active_grant(item: Option<Item>) -> Result<Grant, OAuthError> {
     let item = item.ok_or_else(|| invalid_grant("the grant is invalid, expired or revoked"))?;
-    if item.s("status") != Some("active") {
+    if item.status() != Some(GrantStatus::Active) {
         return Err(invalid_grant("the grant is invalid, expired or revoked"));
     }
     Grant::from_item(&item).map_err(|e| internal("grant record", e))
@@ -117,7 +118,7 @@ async fn authorization_code(
     let verifier = params.require("code_verifier").map_err(invalid_request)?;
     pkce::check_verifier(verifier).map_err(invalid_request)?;
     let now = state.clock.now();
-    let grant_id = grants::grant_of(grants::CODE_PREFIX, code);
+    let grant_id = grant::grant_of(grant::CODE_PREFIX, code);
     let (record, grant_item, code_item) = load(
         state,
         client,
@@ -174,7 +175,7 @@ async fn refresh(
 ) -> Result<Response<Body>, OAuthError> {
     let token = params.require("refresh_token").map_err(invalid_request)?;
     let now = state.clock.now();
-    let grant_id = grants::grant_of(grants::REFRESH_PREFIX, token);
+    let grant_id = grant::grant_of(grant::REFRESH_PREFIX, token);
     let (record, grant_item, rt_item) = load(
         state,
         client,
@@ -258,9 +259,9 @@ fn new_issue(
     };
     let refresh = client.metadata.grant_types.iter().any(|g| g == "refresh_token");
     Issue {
-        access_token: grants::new_token(grants::ACCESS_PREFIX, &grant.grant_id),
+        access_token: grant::new_token(grant::ACCESS_PREFIX, &grant.grant_id),
         access: record(cfg.access_token_ttl, access_scope),
-        refresh_token: refresh.then(|| grants::new_token(grants::REFRESH_PREFIX, &grant.grant_id)),
+        refresh_token: refresh.then(|| grant::new_token(grant::REFRESH_PREFIX, &grant.grant_id)),
         refresh: refresh.then(|| record(cfg.refresh_token_ttl, refresh_scope)),
         grant_ttl: now + cfg.refresh_token_ttl.max(cfg.access_token_ttl) + 60,
     }

@@ -21,10 +21,13 @@
 use http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
+use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::tool::ToolRecord;
 use crate::error::{ToolError, VaultError};
 use crate::state::AppState;
-use crate::store::tools::{self as tstore, ToolRecord};
-use crate::store::vault::{tool_tokens_key, Connection};
+use crate::store::connections::tool_tokens_key;
+use crate::store::tools as tstore;
+use crate::store::FromItem;
 use crate::tools::{self, detail, discovery, migration};
 use crate::vault::forward::{send_with_held_token, ForwardError};
 use crate::vault::refresh;
@@ -164,7 +167,7 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
         return relay(state, &tool, res, sse_window).await;
     };
-    if conn.status != "active" {
+    if conn.status != ConnectionStatus::Active {
         return Err(detail(
             StatusCode::UNAUTHORIZED,
             "The tool's authorization can no longer be refreshed; run initiate-oauth again",

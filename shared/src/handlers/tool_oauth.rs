@@ -39,7 +39,7 @@ async fn initiate_flow(state: &AppState, req: &Request) -> Result<Response<Body>
         }
     }
     if let Some(list) = &given {
-        if list.len() > 50 || !list.iter().all(|s| crate::oauth::scope::is_scope_token(s)) {
+        if list.len() > 50 || !list.iter().all(|s| crate::domain::scope::is_scope_token(s)) {
             f.invalid("scopes", "scopes must be at most 50 valid scope tokens");
         }
     }

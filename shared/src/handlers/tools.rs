@@ -6,11 +6,14 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
+use crate::domain::connection::Connection;
+use crate::domain::tool::{self as tool, ToolRecord};
 use crate::error::ToolError;
 use crate::http::{request, response};
 use crate::state::AppState;
-use crate::store::tools::{self as tstore, ToolRecord};
-use crate::store::vault::tool_tokens_key;
+use crate::store::connections::tool_tokens_key;
+use crate::store::tools as tstore;
+use crate::store::FromItem;
 use crate::tools::registration::{self, ClientChoice};
 use crate::tools::{self, detail, discovery, discovery_error, fetch, scopes, Fields};
 
@@ -59,7 +62,7 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
         }
     }
     if let Some(list) = &scopes {
-        if list.len() > 50 || !list.iter().all(|s| crate::oauth::scope::is_scope_token(s)) {
+        if list.len() > 50 || !list.iter().all(|s| crate::domain::scope::is_scope_token(s)) {
             f.invalid("scopes", "scopes must be at most 50 valid scope tokens");
         }
     }
@@ -95,7 +98,7 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
     // (tools::scopes).
     let scopes = scopes.unwrap_or_default();
     let redirect_uris = redirect_uris.unwrap_or_default();
-    let tool_id = tstore::new_tool_id();
+    let tool_id = tool::new_tool_id();
     let base = request::public_base(&state.config, req);
     let (client_id, client_secret, method, registration) = match client_id {
         Some(id) => {
@@ -199,10 +202,7 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
 }
 
 /// The project key, the tool (owned by the key's project) and its tokens, in one batch read.
-async fn load(
-    state: &AppState,
-    req: &Request,
-) -> Result<(ToolRecord, Option<crate::store::vault::Connection>), ToolError> {
+async fn load(state: &AppState, req: &Request) -> Result<(ToolRecord, Option<Connection>), ToolError> {
     let key = tools::presented_key(req, None)?;
     let tool_id = tools::tool_id_from(ONE, req)?;
     let now = state.clock.now();
@@ -218,7 +218,7 @@ async fn load(
     let tool = tools::owned_tool(&key, items[1].as_ref())?;
     let tokens = items[2]
         .as_ref()
-        .map(crate::store::vault::Connection::from_item)
+        .map(Connection::from_item)
         .transpose()
         .map_err(|e| tools::store_error("reading tool tokens", e))?;
     Ok((tool, tokens))

@@ -12,14 +12,14 @@ use lambda_http::{Body, Response};
 use url::Url;
 
 use crate::config::Config;
+use crate::domain::authz::AuthRequest;
+use crate::domain::client::ClientRecord;
+use crate::domain::redirect::RedirectUri;
+use crate::domain::resource::{Resource, ResourceServerRecord};
 use crate::error::OAuthErrorCode;
 use crate::http::html::{error_page, redirect};
 use crate::http::request::Params;
-use crate::oauth::redirect::RedirectUri;
 use crate::oauth::{pkce, scope};
-use crate::store::authz::AuthRequest;
-use crate::store::clients::ClientRecord;
-use crate::store::resource_servers::{Resource, ResourceServerRecord};
 
 /// Longest `client_id` looked up; longer is an unknown client.
 pub const MAX_CLIENT_ID: usize = 512;
@@ -286,8 +286,8 @@ pub fn already_approved(request: &AuthRequest, approved: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::client::ClientMetadata;
     use crate::http::request::parse_params;
-    use crate::oauth::client::ClientMetadata;
 
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     const ISSUER: &str = "https://as.example/oauth/2.1";

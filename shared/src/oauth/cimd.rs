@@ -7,8 +7,9 @@
 use serde_json::{Map, Value};
 use url::{Host, Url};
 
-use crate::oauth::client::{validate_registration, ClientMetadata};
-use crate::oauth::redirect::RedirectPolicy;
+use crate::domain::client::ClientMetadata;
+use crate::domain::redirect::RedirectPolicy;
+use crate::oauth::client::validate_registration;
 
 /// Freshness when the response says nothing; the longest we honour.
 pub const DEFAULT_MAX_AGE: i64 = 300;

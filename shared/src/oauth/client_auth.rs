@@ -4,9 +4,9 @@
 //! `Authorization` header (`http::request::basic_auth`) and the form, and loads the client.
 
 use crate::crypto::secret;
+use crate::domain::client::ClientRecord;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::request::Params;
-use crate::store::clients::ClientRecord;
 
 /// Who the request says it is, and how it proves it.
 #[derive(Clone, Debug, PartialEq, Eq)]

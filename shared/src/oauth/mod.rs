@@ -8,6 +8,5 @@ pub mod client_auth;
 pub mod login;
 pub mod metadata;
 pub mod pkce;
-pub mod redirect;
 pub mod scope;
 pub mod token;

@@ -13,13 +13,7 @@
 //!   handling), and a self-asserted registration value is no security boundary: the user's consent
 //!   for the exact scopes is.
 
-/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
-pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
+use crate::domain::scope::is_scope_token;
 
 /// Parse a `scope` string into its tokens, rejecting malformed or duplicate tokens.
 pub fn parse(raw: &str) -> Result<Vec<String>, String> {

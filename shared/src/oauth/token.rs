@@ -1,9 +1,9 @@
 //! Token endpoint decisions (RFC 6749 §4.1.3, §6; OAuth 2.1 §4.3; RFC 7636 §4.6; RFC 8707 §2.2).
 //! Pure: given the parsed request and the stored records, say what happens.
 
+use crate::domain::grant::{CodeRecord, Grant, TokenRecord};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::oauth::{pkce, scope};
-use crate::store::grants::{CodeRecord, Grant, TokenRecord};
 
 fn invalid_grant(msg: &str) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidGrant, msg)

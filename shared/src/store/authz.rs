@@ -1,21 +1,18 @@
-//! Browser-side authorization state: pending authorization requests, sign-in sessions and
-//! remembered consent.
+//! Browser-side authorization state as items: pending authorization requests, sign-in sessions,
+//! remembered consent and upstream sign-ins in flight (the types are `domain::authz`'s).
 //!
 //! | item | pk | sk | ttl |
 //! |---|---|---|---|
 //! | pending request | `AUTHREQ#<request_id>` | `AUTHREQ` | 10 minutes |
 //! | browser session | `SESSION#<sha256(session id)>` | `SESSION` | 12 hours |
 //! | remembered consent | `CONSENT#<sub>` | `<client_id>#<resource>` | none |
+//! | upstream sign-in | `LOGIN#<sha256(state)>` | `LOGIN` | 10 minutes |
 
 use super::item::Item;
 use super::keys::Key;
 use super::{Store, StoreError, TTL_ATTR};
 use crate::crypto::secret;
-
-/// How long a pending authorization request lives.
-pub const AUTHREQ_TTL: i64 = 600;
-/// How long a browser session lives.
-pub const SESSION_TTL: i64 = 12 * 3600;
+use crate::domain::authz::{AuthRequest, LoginState, Session, AUTHREQ_TTL, SESSION_ID_PREFIX, SESSION_TTL};
 
 pub fn authreq_key(id: &str) -> Key {
     Key {
@@ -36,62 +33,40 @@ pub fn consent_key(sub: &str, client_id: &str, resource: &str) -> Key {
     }
 }
 
-/// A validated authorization request waiting for sign-in and consent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthRequest {
-    pub id: String,
-    pub client_id: String,
-    pub client_name: Option<String>,
-    pub redirect_uri: String,
-    pub state: String,
-    pub code_challenge: String,
-    pub resource: String,
-    pub scope: String,
+fn authreq_item(req: &AuthRequest, now: i64) -> Item {
+    Item::with_key(&authreq_key(&req.id))
+        .set_s("type", "authreq")
+        .set_s("client_id", &req.client_id)
+        .set_opt_s("client_name", req.client_name.clone())
+        .set_s("redirect_uri", &req.redirect_uri)
+        .set_s("state", &req.state)
+        .set_s("code_challenge", &req.code_challenge)
+        .set_s("resource", &req.resource)
+        .set_s("scope", &req.scope)
+        .set_n(TTL_ATTR, now + AUTHREQ_TTL)
 }
 
-impl AuthRequest {
-    fn to_item(&self, now: i64) -> Item {
-        Item::with_key(&authreq_key(&self.id))
-            .set_s("type", "authreq")
-            .set_s("client_id", &self.client_id)
-            .set_opt_s("client_name", self.client_name.clone())
-            .set_s("redirect_uri", &self.redirect_uri)
-            .set_s("state", &self.state)
-            .set_s("code_challenge", &self.code_challenge)
-            .set_s("resource", &self.resource)
-            .set_s("scope", &self.scope)
-            .set_n(TTL_ATTR, now + AUTHREQ_TTL)
-    }
-
-    fn from_item(id: &str, item: &Item) -> Result<Self, StoreError> {
-        Ok(AuthRequest {
-            id: id.to_string(),
-            client_id: item.req_s("client_id")?.into(),
-            client_name: item.s("client_name").map(str::to_string),
-            redirect_uri: item.req_s("redirect_uri")?.into(),
-            state: item.req_s("state")?.into(),
-            code_challenge: item.req_s("code_challenge")?.into(),
-            resource: item.req_s("resource")?.into(),
-            scope: item.req_s("scope")?.into(),
-        })
-    }
-}
-
-/// A signed-in browser.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
-    pub sub: String,
-    pub username: String,
+fn authreq_from_item(id: &str, item: &Item) -> Result<AuthRequest, StoreError> {
+    Ok(AuthRequest {
+        id: id.to_string(),
+        client_id: item.req_s("client_id")?.into(),
+        client_name: item.s("client_name").map(str::to_string),
+        redirect_uri: item.req_s("redirect_uri")?.into(),
+        state: item.req_s("state")?.into(),
+        code_challenge: item.req_s("code_challenge")?.into(),
+        resource: item.req_s("resource")?.into(),
+        scope: item.req_s("scope")?.into(),
+    })
 }
 
 impl Store {
     pub async fn put_authreq(&self, req: &AuthRequest, now: i64) -> Result<(), StoreError> {
-        self.put_new(req.to_item(now), now).await
+        self.put_new(authreq_item(req, now), now).await
     }
 
     pub async fn get_authreq(&self, id: &str, now: i64) -> Result<Option<AuthRequest>, StoreError> {
         match self.get(&authreq_key(id), now).await? {
-            Some(item) => AuthRequest::from_item(id, &item).map(Some),
+            Some(item) => authreq_from_item(id, &item).map(Some),
             None => Ok(None),
         }
     }
@@ -100,14 +75,14 @@ impl Store {
     /// already used or expired (single use).
     pub async fn take_authreq(&self, id: &str, now: i64) -> Result<Option<AuthRequest>, StoreError> {
         match self.take(&authreq_key(id), now).await? {
-            Some(item) => AuthRequest::from_item(id, &item).map(Some),
+            Some(item) => authreq_from_item(id, &item).map(Some),
             None => Ok(None),
         }
     }
 
     /// Start a browser session; returns the session id for the cookie (only its hash is stored).
     pub async fn create_session(&self, session: &Session, now: i64) -> Result<String, StoreError> {
-        let id = secret::new_secret("lk_sess_");
+        let id = secret::new_secret(SESSION_ID_PREFIX);
         let item = Item::with_key(&session_key(&id))
             .set_s("type", "session")
             .set_s("sub", &session.sub)
@@ -160,18 +135,7 @@ impl Store {
     }
 }
 
-/// An upstream sign-in in flight: `LOGIN#<sha256(state)>` / `LOGIN`, 10 minutes. The PKCE verifier
-/// is sealed by the keyring.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LoginState {
-    pub request_id: String,
-    pub nonce: String,
-    pub sealed_verifier: Vec<u8>,
-    /// SHA-256 of the `lk_login` cookie set on the browser that started the sign-in: the callback
-    /// must come back to that browser.
-    pub browser_hash: String,
-}
-
+/// An upstream sign-in in flight: `LOGIN#<sha256(state)>` / `LOGIN`, 10 minutes.
 pub fn login_key(state: &str) -> Key {
     Key {
         pk: format!("LOGIN#{}", secret::hash(state)),

@@ -1,38 +1,28 @@
-//! Registered OAuth clients: `CLIENT#<client_id>` / `CLIENT`.
+//! Registered OAuth clients as items: `CLIENT#<client_id>` / `CLIENT` (the record is
+//! `domain::client::ClientRecord`).
 
-use super::item::Item;
+use super::item::{FromItem, Item};
 use super::keys;
 use super::{Store, StoreError};
-use crate::oauth::client::ClientMetadata;
+use crate::domain::client::{ClientMetadata, ClientRecord};
 
-/// A registered client as stored: the secret only as its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientRecord {
-    pub client_id: String,
-    pub secret_hash: Option<String>,
-    pub metadata: ClientMetadata,
-    pub created_at: i64,
-    /// A client from a metadata document: the document is trusted until then (HTTP caching).
-    pub fresh_until: Option<i64>,
+fn client_item(client: &ClientRecord) -> Item {
+    let m = &client.metadata;
+    Item::with_key(&keys::client(&client.client_id))
+        .set_s("type", "client")
+        .set_s("client_id", &client.client_id)
+        .set_opt_s("secret_hash", client.secret_hash.clone())
+        .set_s("auth_method", &m.token_endpoint_auth_method)
+        .set_list("redirect_uris", &m.redirect_uris)
+        .set_list("grant_types", &m.grant_types)
+        .set_opt_s("scope", m.scope.clone())
+        .set_s("metadata", serde_json::Value::Object(m.to_json()).to_string())
+        .set_n("created_at", client.created_at)
+        .set_opt_n("fresh_until", client.fresh_until)
 }
 
-impl ClientRecord {
-    pub fn to_item(&self) -> Item {
-        let m = &self.metadata;
-        Item::with_key(&keys::client(&self.client_id))
-            .set_s("type", "client")
-            .set_s("client_id", &self.client_id)
-            .set_opt_s("secret_hash", self.secret_hash.clone())
-            .set_s("auth_method", &m.token_endpoint_auth_method)
-            .set_list("redirect_uris", &m.redirect_uris)
-            .set_list("grant_types", &m.grant_types)
-            .set_opt_s("scope", m.scope.clone())
-            .set_s("metadata", serde_json::Value::Object(m.to_json()).to_string())
-            .set_n("created_at", self.created_at)
-            .set_opt_n("fresh_until", self.fresh_until)
-    }
-
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+impl FromItem for ClientRecord {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
         let doc: serde_json::Value = serde_json::from_str(item.req_s("metadata")?)
             .map_err(|e| StoreError::Malformed(format!("client metadata: {e}")))?;
         let doc = doc
@@ -53,15 +43,14 @@ impl ClientRecord {
 impl Store {
     /// Store a new client (fails if the id exists). One round trip.
     pub async fn put_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        self.put_new(client.to_item(), client.created_at).await
+        self.put_new(client_item(client), client.created_at).await
     }
 
     /// Store (or replace) a client read from its metadata document. The item lives as long as a
     /// refresh token could, so token requests keep finding it; `fresh_until` says when authorize
     /// fetches the document again.
     pub async fn put_document_client(&self, client: &ClientRecord, ttl: i64) -> Result<(), StoreError> {
-        let item = client
-            .to_item()
+        let item = client_item(client)
             .set_n(super::TTL_ATTR, ttl)
             .set_s("source", "metadata_document");
         self.put(item).await?;

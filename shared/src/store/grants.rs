@@ -1,5 +1,6 @@
-//! Grants and the tokens issued from them. Every token we issue embeds its grant id, and lives in its
-//! grant's partition, so a lookup is one GetItem and revoking a grant finds every token with one Query.
+//! Grants and the tokens issued from them, as items (the types and token formats are
+//! `domain::grant`'s). Every token we issue embeds its grant id, and lives in its grant's partition,
+//! so a lookup is one GetItem and revoking a grant finds every token with one Query.
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -8,38 +9,15 @@
 //! | access token | `GRANT#<grant_id>` | `AT#<sha256(token)>` |
 //! | refresh token | `GRANT#<grant_id>` | `RT#<sha256(token)>` |
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, DeleteRequest, KeysAndAttributes, TransactWriteItem, Update, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{CancellationReason, DeleteRequest, TransactWriteItem, Update, WriteRequest};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
-use super::item::Item;
+use super::item::{FromItem, Item};
 use super::keys::{self, Key};
-use super::{is_expired, Store, StoreError, TTL_ATTR};
+use super::{Store, StoreError, TTL_ATTR};
 use crate::crypto::secret;
-
-/// Token prefixes (for secret scanners). The part after the prefix is `<grant_id>.<random>`.
-pub const CODE_PREFIX: &str = "lk_ac_";
-pub const ACCESS_PREFIX: &str = "lk_at_";
-pub const REFRESH_PREFIX: &str = "lk_rt_";
-
-/// A new token of one kind for a grant: `<prefix><grant_id>.<256 random bits>`.
-pub fn new_token(prefix: &str, grant_id: &str) -> String {
-    format!("{prefix}{grant_id}.{}", secret::random_token("", 32))
-}
-
-/// The grant id a token names, if it has our shape.
-pub fn grant_of<'a>(prefix: &str, token: &'a str) -> Option<&'a str> {
-    let rest = token.strip_prefix(prefix)?;
-    let (gid, random) = rest.split_once('.')?;
-    let ok = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    (ok(gid) && ok(random)).then_some(gid)
-}
+use crate::domain::grant::{CodeRecord, Grant, GrantStatus, Issue, TokenRecord, TokenStatus};
 
 pub fn grant_key(grant_id: &str) -> Key {
     Key {
@@ -65,37 +43,22 @@ pub fn refresh_key(grant_id: &str, token: &str) -> Key {
     token_key(grant_id, "RT", token)
 }
 
-/// What the user approved, for one client and resource.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    pub grant_id: String,
-    pub client_id: String,
-    /// The user's stable subject identifier.
-    pub sub: String,
-    /// A human-readable user name (email), for introspection's `username`.
-    pub username: String,
-    /// The resource (audience) the grant's tokens are bound to (RFC 8707).
-    pub resource: String,
-    pub scope: String,
-    pub created_at: i64,
+fn grant_item(grant: &Grant, ttl: i64) -> Item {
+    Item::with_key(&grant_key(&grant.grant_id))
+        .set_s("type", "grant")
+        .set_s("grant_id", &grant.grant_id)
+        .set_s("client_id", &grant.client_id)
+        .set_s("sub", &grant.sub)
+        .set_s("username", &grant.username)
+        .set_s("resource", &grant.resource)
+        .set_s("scope", &grant.scope)
+        .set_s("status", GrantStatus::Active.as_str())
+        .set_n("created_at", grant.created_at)
+        .set_n(TTL_ATTR, ttl)
 }
 
-impl Grant {
-    fn to_item(&self, ttl: i64) -> Item {
-        Item::with_key(&grant_key(&self.grant_id))
-            .set_s("type", "grant")
-            .set_s("grant_id", &self.grant_id)
-            .set_s("client_id", &self.client_id)
-            .set_s("sub", &self.sub)
-            .set_s("username", &self.username)
-            .set_s("resource", &self.resource)
-            .set_s("scope", &self.scope)
-            .set_s("status", "active")
-            .set_n("created_at", self.created_at)
-            .set_n(TTL_ATTR, ttl)
-    }
-
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+impl FromItem for Grant {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
         Ok(Grant {
             grant_id: item.req_s("grant_id")?.into(),
             client_id: item.req_s("client_id")?.into(),
@@ -108,47 +71,23 @@ impl Grant {
     }
 }
 
-/// A pending authorization code: what the token request must match.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodeRecord {
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub expires_at: i64,
-    pub used: bool,
+fn token_item(record: &TokenRecord, key: &Key, kind: &str) -> Item {
+    Item::with_key(key)
+        .set_s("type", kind)
+        .set_s("grant_id", &record.grant_id)
+        .set_s("client_id", &record.client_id)
+        .set_s("sub", &record.sub)
+        .set_s("username", &record.username)
+        .set_s("resource", &record.resource)
+        .set_s("scope", &record.scope)
+        .set_s("status", TokenStatus::Active.as_str())
+        .set_n("iat", record.issued_at)
+        .set_n("exp", record.expires_at)
+        .set_n(TTL_ATTR, record.expires_at)
 }
 
-/// A token as stored (access or refresh): bound to a grant, a client, a resource and a scope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub grant_id: String,
-    pub client_id: String,
-    pub sub: String,
-    pub username: String,
-    pub resource: String,
-    pub scope: String,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    /// Refresh tokens: when it was rotated, if it was.
-    pub rotated_at: Option<i64>,
-}
-
-impl TokenRecord {
-    fn to_item(&self, key: &Key, kind: &str) -> Item {
-        Item::with_key(key)
-            .set_s("type", kind)
-            .set_s("grant_id", &self.grant_id)
-            .set_s("client_id", &self.client_id)
-            .set_s("sub", &self.sub)
-            .set_s("username", &self.username)
-            .set_s("resource", &self.resource)
-            .set_s("scope", &self.scope)
-            .set_s("status", "active")
-            .set_n("iat", self.issued_at)
-            .set_n("exp", self.expires_at)
-            .set_n(TTL_ATTR, self.expires_at)
-    }
-
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+impl FromItem for TokenRecord {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
         Ok(TokenRecord {
             grant_id: item.req_s("grant_id")?.into(),
             client_id: item.req_s("client_id")?.into(),
@@ -161,17 +100,6 @@ impl TokenRecord {
             rotated_at: item.n("rotated_at"),
         })
     }
-}
-
-/// A pair of new tokens to write for a grant.
-#[derive(Clone, Debug)]
-pub struct Issue {
-    pub access_token: String,
-    pub access: TokenRecord,
-    pub refresh_token: Option<String>,
-    pub refresh: Option<TokenRecord>,
-    /// The grant's new expiry (epoch seconds).
-    pub grant_ttl: i64,
 }
 
 /// Why a conditional token write did not happen.
@@ -194,7 +122,7 @@ fn grant_active_touch(store: &Store, grant_id: &str, grant_ttl: i64) -> Result<T
         .condition_expression("#status = :active")
         .expression_attribute_names("#status", "status")
         .expression_attribute_names("#ttl", TTL_ATTR)
-        .expression_attribute_values(":active", s("active"))
+        .expression_attribute_values(":active", s(GrantStatus::Active.as_str()))
         .expression_attribute_values(":gttl", n(grant_ttl))
         .build()
         .map_err(build_err)?;
@@ -227,7 +155,7 @@ impl Store {
             .set_n(TTL_ATTR, record.expires_at);
         self.client()
             .transact_write_items()
-            .transact_items(put_item(self, grant.to_item(grant_ttl))?)
+            .transact_items(put_item(self, grant_item(grant, grant_ttl))?)
             .transact_items(put_item(self, code_item)?)
             .send()
             .await
@@ -238,61 +166,6 @@ impl Store {
                 ))
             })?;
         Ok(())
-    }
-
-    /// Read several items of one table in one round trip (BatchGetItem, strongly consistent).
-    /// Expired items are absent. Unprocessed keys (throttling) are retried.
-    pub async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
-        let mut found: HashMap<(String, String), Item> = HashMap::new();
-        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(Key::to_map).collect();
-        for _ in 0..4 {
-            if pending.is_empty() {
-                break;
-            }
-            let ka = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(build_err)?;
-            let out = self
-                .client()
-                .batch_get_item()
-                .request_items(self.table(), ka)
-                .send()
-                .await
-                .map_err(|e| {
-                    StoreError::Service(format!(
-                        "BatchGetItem: {}",
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                    ))
-                })?;
-            for raw in out
-                .responses
-                .and_then(|mut r| r.remove(self.table()))
-                .unwrap_or_default()
-            {
-                let item = Item::from(raw);
-                if let (Some(pk), Some(sk)) = (item.s("pk"), item.s("sk")) {
-                    found.insert((pk.to_string(), sk.to_string()), item.clone());
-                }
-            }
-            if let Some(mut un) = out.unprocessed_keys {
-                if let Some(ka) = un.remove(self.table()) {
-                    pending = ka.keys;
-                }
-            }
-        }
-        if !pending.is_empty() {
-            return Err(StoreError::Service("BatchGetItem: keys left unprocessed".into()));
-        }
-        Ok(keys
-            .iter()
-            .map(|k| {
-                found
-                    .remove(&(k.pk.clone(), k.sk.clone()))
-                    .filter(|i| !is_expired(i, now))
-            })
-            .collect())
     }
 
     /// Consume a code and issue tokens, atomically: the code must be unused, the grant active.
@@ -339,8 +212,8 @@ impl Store {
             .update_expression("SET #status = :rotated, rotated_at = if_not_exists(rotated_at, :now)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":rotated", s("rotated"))
-            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":rotated", s(TokenStatus::Rotated.as_str()))
+            .expression_attribute_values(":active", s(TokenStatus::Active.as_str()))
             .expression_attribute_values(":now", n(now));
         rotate = match grace_cutoff {
             Some(cutoff) => rotate
@@ -363,12 +236,17 @@ impl Store {
         items.push(grant_active_touch(self, grant_id, issue.grant_ttl)?);
         items.push(put_item(
             self,
-            issue
-                .access
-                .to_item(&access_key(grant_id, &issue.access_token), "access_token"),
+            token_item(
+                &issue.access,
+                &access_key(grant_id, &issue.access_token),
+                "access_token",
+            ),
         )?);
         if let (Some(t), Some(r)) = (&issue.refresh_token, &issue.refresh) {
-            items.push(put_item(self, r.to_item(&refresh_key(grant_id, t), "refresh_token"))?);
+            items.push(put_item(
+                self,
+                token_item(r, &refresh_key(grant_id, t), "refresh_token"),
+            )?);
         }
         // Concurrent requests on one grant (two tabs refreshing, a replayed code) make DynamoDB cancel
         // transactions with `TransactionConflict`; the SDK does not retry those, so we do.
@@ -408,9 +286,8 @@ impl Store {
         Err(StoreError::Busy)
     }
 
-    /// Every live grant with its status (`active` or `revoked`), optionally only one user's. A scan:
-    /// admin commands only.
-    pub async fn list_grants(&self, sub: Option<&str>, now: i64) -> Result<Vec<(Grant, String)>, StoreError> {
+    /// Every live grant with its status, optionally only one user's. A scan: admin commands only.
+    pub async fn list_grants(&self, sub: Option<&str>, now: i64) -> Result<Vec<(Grant, GrantStatus)>, StoreError> {
         let mut out = Vec::new();
         for item in self.scan_prefix(keys::GRANT_PREFIX, now).await? {
             if item.s("sk") != Some("GRANT") {
@@ -418,7 +295,7 @@ impl Store {
             }
             let grant = Grant::from_item(&item)?;
             if sub.is_none_or(|s| s == grant.sub) {
-                out.push((grant, item.s("status").unwrap_or("active").to_string()));
+                out.push((grant, item.status().unwrap_or(GrantStatus::Active)));
             }
         }
         Ok(out)
@@ -435,7 +312,7 @@ impl Store {
             .update_expression("SET #status = :revoked, revoked_at = if_not_exists(revoked_at, :now)")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":revoked", s("revoked"))
+            .expression_attribute_values(":revoked", s(GrantStatus::Revoked.as_str()))
             .expression_attribute_values(":now", n(now))
             .send()
             .await;

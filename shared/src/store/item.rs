@@ -7,6 +7,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::Key;
 use super::StoreError;
+use crate::domain::Status;
+
+/// A domain record read back from the item it is stored as. Each `store/*` module implements it for
+/// its records (and builds their items), so flows that load items in a batch decode them here.
+pub trait FromItem: Sized {
+    fn from_item(item: &Item) -> Result<Self, StoreError>;
+}
 
 /// A DynamoDB item.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,6 +105,17 @@ impl Item {
             Some(AttributeValue::B(b)) => Some(b.as_ref()),
             _ => None,
         }
+    }
+
+    /// The `status` attribute as a domain status enum; `None` if absent or not one of its spellings.
+    pub fn status<T: Status>(&self) -> Option<T> {
+        self.s("status").and_then(T::parse)
+    }
+
+    /// The `status` attribute, required to be one of `T`'s spellings.
+    pub fn req_status<T: Status>(&self) -> Result<T, StoreError> {
+        let raw = self.req_s("status")?;
+        T::parse(raw).ok_or_else(|| StoreError::Malformed(format!("unknown status {raw:?}")))
     }
 
     pub fn list(&self, name: &str) -> Vec<String> {

@@ -4,23 +4,27 @@
 //! Rules: every read treats `ttl <= now` as absent (DynamoDB deletes expired items lazily); single-use
 //! and race rules are conditional writes, never read-then-write.
 
+pub mod auth_sessions;
 pub mod authz;
 pub mod clients;
+pub mod connections;
 pub mod grants;
 pub mod item;
 pub mod keys;
+pub mod projects;
+pub mod providers;
 pub mod resource_servers;
 pub mod table;
 pub mod tools;
-pub mod vault;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-pub use item::Item;
+pub use item::{FromItem, Item};
 
 /// Name of the TTL attribute (epoch seconds), enabled on the table.
 pub const TTL_ATTR: &str = "ttl";
@@ -76,6 +80,24 @@ pub(crate) fn put_new_item(
         .build()
         .map_err(build_err)?;
     Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build())
+}
+
+/// Did a single-item write fail on its condition?
+pub(crate) fn is_condition_failed<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .map(|c| c == "ConditionalCheckFailedException")
+        .unwrap_or(false)
+}
+
+/// Why a vault transaction was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The condition of the item at this index failed.
+    Condition(usize),
 }
 
 /// The repository: a DynamoDB client, the table name, and this process's cache of the scopes
@@ -263,5 +285,91 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Run a transaction; `Ok(Err(Refused::Condition(i)))` when item `i`'s condition failed.
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Refused>, StoreError> {
+        for attempt in 0..4u32 {
+            let e = match self
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
+                let reasons = c.cancellation_reasons();
+                if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                    return Ok(Err(Refused::Condition(i)));
+                }
+                if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) && attempt < 3 {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                    continue;
+                }
+            }
+            return Err(StoreError::Service(format!(
+                "TransactWriteItems: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )));
+        }
+        Err(StoreError::Busy)
+    }
+
+    /// Read several items of one table in one round trip (BatchGetItem, strongly consistent).
+    /// Expired items are absent. Unprocessed keys (throttling) are retried.
+    pub async fn get_many(&self, keys: &[keys::Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(keys::Key::to_map).collect();
+        for _ in 0..4 {
+            if pending.is_empty() {
+                break;
+            }
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?;
+            let out = self
+                .client()
+                .batch_get_item()
+                .request_items(self.table(), ka)
+                .send()
+                .await
+                .map_err(|e| {
+                    StoreError::Service(format!(
+                        "BatchGetItem: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    ))
+                })?;
+            for raw in out
+                .responses
+                .and_then(|mut r| r.remove(self.table()))
+                .unwrap_or_default()
+            {
+                let item = Item::from(raw);
+                if let (Some(pk), Some(sk)) = (item.s("pk"), item.s("sk")) {
+                    found.insert((pk.to_string(), sk.to_string()), item.clone());
+                }
+            }
+            if let Some(mut un) = out.unprocessed_keys {
+                if let Some(ka) = un.remove(self.table()) {
+                    pending = ka.keys;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Service("BatchGetItem: keys left unprocessed".into()));
+        }
+        Ok(keys
+            .iter()
+            .map(|k| {
+                found
+                    .remove(&(k.pk.clone(), k.sk.clone()))
+                    .filter(|i| !is_expired(i, now))
+            })
+            .collect())
     }
 }

@@ -14,29 +14,21 @@
 //! (cached per process for [`DECLARED_SCOPES_TTL`] seconds). No TTL.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use url::{Host, Url};
 
-use super::item::Item;
+use super::item::{FromItem, Item};
 use super::keys::Key;
 use super::{Store, StoreError};
 use crate::crypto::secret;
+use crate::domain::resource::{plausible_id, Resource, ResourceServerRecord, RS_ID_PREFIX, RS_SECRET_PREFIX};
 
-/// Prefix of resource-server ids (not secret, but recognisable).
-pub const RS_ID_PREFIX: &str = "lkrs_";
-/// Prefix of resource-server secrets (for secret scanners).
-pub const RS_SECRET_PREFIX: &str = "lk_rss_";
 /// Partition prefix of resource-server records.
 pub const RS_PREFIX: &str = "RS#";
 /// Partition prefix of the lookup items by resource URL.
 pub const RESOURCE_PREFIX: &str = "RESOURCE#";
-/// Longest resource URL we accept (a partition key is at most 2048 bytes).
-pub const MAX_RESOURCE_LEN: usize = 1024;
-
 /// How long a process trusts its copy of the declared-scope registry, in seconds. Registration is the
 /// only reader; a scope declared within this window by another process may be left out of a
 /// registration's echoed `scope`, which never limits what the client may later ask for.
@@ -107,161 +99,36 @@ pub fn resource_key(resource: &Resource) -> Key {
     }
 }
 
-/// Why a string is not an acceptable resource URL.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid resource {given:?}: {reason}")]
-pub struct InvalidResource {
-    pub given: String,
-    pub reason: String,
+fn fill(r: &ResourceServerRecord, item: Item, kind: &str) -> Item {
+    item.set_s("type", kind)
+        .set_s("rs_id", &r.rs_id)
+        .set_s("secret_hash", &r.secret_hash)
+        .set_s("resource", &r.resource)
+        .set_list("scopes", &r.scopes)
+        .set_n("created_at", r.created_at)
 }
 
-/// A canonical resource URL (RFC 8707 §2): absolute, `https` (or `http` on a loopback host), no
-/// fragment, no user info. A trailing slash is dropped only when the path is just `/` (and there is
-/// no query), so `https://mcp.example.com/` and `https://mcp.example.com` are the same resource.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Resource(String);
+/// The record item, `RS#<rs_id>` / `RS`.
+fn record_item(r: &ResourceServerRecord) -> Item {
+    fill(r, Item::with_key(&rs_key(&r.rs_id)), "resource_server")
+}
 
-impl Resource {
-    /// Parse a resource URL an operator registers: it must already be written in normal form (what
-    /// the `url` crate serialises, e.g. lowercase scheme and host, no default port, no dot segments),
-    /// so the stored string is exactly the one given, less a root trailing slash. Anything else is
-    /// refused with the form to write instead.
-    pub fn parse(raw: &str) -> Result<Resource, InvalidResource> {
-        let canonical = Self::normalize(raw)?;
-        let trimmed_root = raw.strip_suffix('/').is_some_and(|r| r == canonical.0);
-        if raw != canonical.0 && !trimmed_root {
-            return Err(invalid(
-                raw,
-                format!("not in canonical form; write it as {}", canonical.0),
-            ));
-        }
-        Ok(canonical)
-    }
+/// The lookup item, `RESOURCE#<resource>` / `RS`, carrying the same fields.
+fn lookup_item(r: &ResourceServerRecord) -> Item {
+    fill(r, Item::with_key(&lookup_key(r)), "resource_lookup")
+}
 
-    /// Parse a resource URL leniently (a `resource` parameter a client presents): any spelling the
-    /// WHATWG URL parser normalises to a registered resource names that resource.
-    pub fn normalize(raw: &str) -> Result<Resource, InvalidResource> {
-        if raw.is_empty() {
-            return Err(invalid(raw, "empty".into()));
-        }
-        if raw.len() > MAX_RESOURCE_LEN {
-            return Err(invalid(raw, format!("longer than {MAX_RESOURCE_LEN} characters")));
-        }
-        let url = Url::parse(raw).map_err(|e| invalid(raw, format!("not an absolute URL ({e})")))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback_host(&url) => {}
-            "http" => {
-                return Err(invalid(
-                    raw,
-                    "http is only allowed on a loopback host (127.0.0.1, [::1] or localhost); use https".into(),
-                ))
-            }
-            other => return Err(invalid(raw, format!("scheme {other:?} is not allowed; use https"))),
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid(raw, "no host".into()));
-        }
-        if url.fragment().is_some() {
-            return Err(invalid(raw, "must not contain a fragment (RFC 8707 §2)".into()));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid(raw, "must not contain user info".into()));
-        }
-        let mut s = url.as_str().to_string();
-        if url.path() == "/" && url.query().is_none() {
-            s.pop();
-        }
-        if s.len() > MAX_RESOURCE_LEN {
-            return Err(invalid(raw, format!("longer than {MAX_RESOURCE_LEN} characters")));
-        }
-        Ok(Resource(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
+/// The lookup item's key of a stored record (its `resource` is already canonical).
+fn lookup_key(r: &ResourceServerRecord) -> Key {
+    Key {
+        pk: format!("{RESOURCE_PREFIX}{}", r.resource),
+        sk: "RS".into(),
     }
 }
 
-impl fmt::Display for Resource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Resource {
-    type Err = InvalidResource;
-
-    /// The strict form, [`Resource::parse`].
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Resource::parse(s)
-    }
-}
-
-impl AsRef<str> for Resource {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-fn invalid(raw: &str, reason: String) -> InvalidResource {
-    InvalidResource {
-        given: raw.to_string(),
-        reason,
-    }
-}
-
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// A resource server as stored: the secret only as its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceServerRecord {
-    pub rs_id: String,
-    pub secret_hash: String,
-    /// The canonical resource URL (see [`Resource`]); the audience of tokens issued for it.
-    pub resource: String,
-    /// Scopes this resource server declares (beside the base scopes every resource accepts).
-    pub scopes: Vec<String>,
-    pub created_at: i64,
-}
-
-impl ResourceServerRecord {
-    fn fill(&self, item: Item, kind: &str) -> Item {
-        item.set_s("type", kind)
-            .set_s("rs_id", &self.rs_id)
-            .set_s("secret_hash", &self.secret_hash)
-            .set_s("resource", &self.resource)
-            .set_list("scopes", &self.scopes)
-            .set_n("created_at", self.created_at)
-    }
-
-    /// The record item, `RS#<rs_id>` / `RS`.
-    pub fn to_item(&self) -> Item {
-        self.fill(Item::with_key(&rs_key(&self.rs_id)), "resource_server")
-    }
-
-    /// The lookup item, `RESOURCE#<resource>` / `RS`, carrying the same fields.
-    pub fn to_lookup_item(&self) -> Item {
-        let key = Key {
-            pk: format!("{RESOURCE_PREFIX}{}", self.resource),
-            sk: "RS".into(),
-        };
-        self.fill(Item::with_key(&key), "resource_lookup")
-    }
-
+impl FromItem for ResourceServerRecord {
     /// Read either item (the record or its lookup copy).
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
         Ok(ResourceServerRecord {
             rs_id: item.req_s("rs_id")?.to_string(),
             secret_hash: item.req_s("secret_hash")?.to_string(),
@@ -270,20 +137,6 @@ impl ResourceServerRecord {
             created_at: item.n("created_at").unwrap_or(0),
         })
     }
-
-    /// Does a presented secret match this resource server's? Constant-time.
-    pub fn verify_secret(&self, presented: &str) -> bool {
-        secret::verify(presented, &self.secret_hash)
-    }
-}
-
-/// Could this string be a resource-server id? Cheap refusal of garbage before a round trip.
-fn plausible_id(rs_id: &str) -> bool {
-    rs_id.starts_with(RS_ID_PREFIX)
-        && rs_id.len() <= 64
-        && rs_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn build_err(e: impl fmt::Display) -> StoreError {
@@ -374,8 +227,8 @@ impl Store {
         };
         self.client()
             .transact_write_items()
-            .transact_items(put(record.to_item())?)
-            .transact_items(put(record.to_lookup_item())?)
+            .transact_items(put(record_item(&record))?)
+            .transact_items(put(lookup_item(&record))?)
             .transact_items(self.declared_entry(&record.rs_id, Some(&record.scopes))?)
             .send()
             .await
@@ -413,10 +266,7 @@ impl Store {
                 .map_err(build_err)?;
             Ok(TransactWriteItem::builder().update(update).build())
         };
-        let lookup_key = Key {
-            pk: format!("{RESOURCE_PREFIX}{}", record.resource),
-            sk: "RS".into(),
-        };
+        let lookup_key = lookup_key(&record);
         let res = self
             .client()
             .transact_write_items()
@@ -488,10 +338,7 @@ impl Store {
             .build()
             .map_err(build_err)?;
         // The lookup item is deleted only if it still points at this resource server.
-        let lookup_key = Key {
-            pk: format!("{RESOURCE_PREFIX}{}", record.resource),
-            sk: "RS".into(),
-        };
+        let lookup_key = lookup_key(&record);
         let delete_lookup = Delete::builder()
             .table_name(self.table())
             .set_key(Some(lookup_key.to_map()))
@@ -522,19 +369,6 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn ok(raw: &str) -> String {
-        Resource::parse(raw)
-            .unwrap_or_else(|e| panic!("{raw}: {e}"))
-            .into_string()
-    }
-
-    fn refused(raw: &str) -> String {
-        match Resource::parse(raw) {
-            Ok(r) => panic!("{raw} accepted as {r}"),
-            Err(e) => e.reason,
-        }
-    }
-
     #[test]
     fn key_formats() {
         let k = rs_key("lkrs_abc");
@@ -548,63 +382,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc8707_2_https_and_loopback_http_accepted_as_given() {
-        assert_eq!(ok("https://mcp.example.com/mcp"), "https://mcp.example.com/mcp");
-        assert_eq!(ok("https://mcp.example.com/mcp/"), "https://mcp.example.com/mcp/");
-        assert_eq!(
-            ok("https://mcp.example.com:8443/a?b=c"),
-            "https://mcp.example.com:8443/a?b=c"
-        );
-        assert_eq!(ok("http://127.0.0.1:3000/mcp"), "http://127.0.0.1:3000/mcp");
-        assert_eq!(ok("http://localhost:3000"), "http://localhost:3000");
-        assert_eq!(ok("http://[::1]:3000/mcp"), "http://[::1]:3000/mcp");
-    }
-
-    #[test]
-    fn root_trailing_slash_dropped_only_for_root_path() {
-        assert_eq!(ok("https://mcp.example.com/"), "https://mcp.example.com");
-        assert_eq!(ok("https://mcp.example.com"), "https://mcp.example.com");
-        assert_eq!(ok("https://mcp.example.com/?q=/"), "https://mcp.example.com/?q=/");
-    }
-
-    #[test]
-    fn rfc8707_2_refusals() {
-        assert!(refused("http://mcp.example.com/mcp").contains("loopback"));
-        assert!(refused("https://mcp.example.com/mcp#frag").contains("fragment"));
-        assert!(refused("https://mcp.example.com/mcp#").contains("fragment"));
-        assert!(refused("mcp.example.com/mcp").contains("absolute URL"));
-        assert!(refused("not a url").contains("absolute URL"));
-        assert!(refused("javascript:alert(1)").contains("scheme"));
-        assert!(refused("ftp://mcp.example.com/").contains("scheme"));
-        assert!(refused("https://user:pw@mcp.example.com/").contains("user info"));
-        assert!(refused("").contains("empty"));
-        assert!(refused(&format!("https://mcp.example.com/{}", "a".repeat(MAX_RESOURCE_LEN))).contains("longer"));
-    }
-
-    #[test]
-    fn non_canonical_spellings_refused_with_the_form_to_use() {
-        for (raw, want) in [
-            ("HTTPS://MCP.Example.com/mcp", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com:443/mcp", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com/a/../mcp", "https://mcp.example.com/mcp"),
-            (" https://mcp.example.com/mcp", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com/m\ncp", "https://mcp.example.com/mcp"),
-        ] {
-            let reason = refused(raw);
-            assert!(reason.ends_with(want), "{raw}: {reason}");
-        }
-    }
-
-    #[test]
-    fn lenient_normalisation_for_lookups() {
-        let n = |s: &str| Resource::normalize(s).unwrap().into_string();
-        assert_eq!(n("HTTPS://MCP.Example.com:443/"), "https://mcp.example.com");
-        assert_eq!(n("https://mcp.example.com/mcp"), "https://mcp.example.com/mcp");
-        assert!(Resource::normalize("http://mcp.example.com/").is_err());
-        assert!(Resource::normalize("https://mcp.example.com/#x").is_err());
-    }
-
-    #[test]
     fn record_round_trips_through_both_items() {
         let r = ResourceServerRecord {
             rs_id: "lkrs_x".into(),
@@ -613,8 +390,8 @@ mod tests {
             scopes: vec!["read".into(), "write".into()],
             created_at: 7,
         };
-        assert_eq!(ResourceServerRecord::from_item(&r.to_item()).unwrap(), r);
-        let lookup = r.to_lookup_item();
+        assert_eq!(ResourceServerRecord::from_item(&record_item(&r)).unwrap(), r);
+        let lookup = lookup_item(&r);
         assert_eq!(lookup.s("pk"), Some("RESOURCE#https://mcp.example.com/mcp"));
         assert_eq!(ResourceServerRecord::from_item(&lookup).unwrap(), r);
         assert!(r.verify_secret("lk_rss_s"));
@@ -644,13 +421,5 @@ mod tests {
         assert!(c.fresh(99).is_none(), "a clock that went back does not trust the copy");
         c.clear();
         assert!(c.fresh(100).is_none());
-    }
-
-    #[test]
-    fn implausible_ids_need_no_round_trip() {
-        assert!(plausible_id(&secret::random_token(RS_ID_PREFIX, 16)));
-        assert!(!plausible_id("lkc_abc"));
-        assert!(!plausible_id(&format!("lkrs_{}", "a".repeat(64))));
-        assert!(!plausible_id("lkrs_a#b"));
     }
 }

@@ -1,16 +1,17 @@
-//! Remote MCP servers ("tools") a project registered, and their OAuth state in flight.
+//! Remote MCP servers ("tools") a project registered, and their OAuth state in flight, as items (the
+//! types are `domain::tool`'s).
 //!
 //! | item | pk | sk |
 //! |---|---|---|
 //! | tool | `TOOL#<tool_id>` | `TOOL` |
-//! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (a `vault::Connection` with `tool_id`) |
+//! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (a `domain::connection::Connection` with `tool_id`; see `store::connections`) |
 //! | OAuth state (single use) | `TSTATE#<sha256(state)>` | `TSTATE` |
 //!
 //! Attributes of a tool item beyond its discovery results:
 //!
 //! | attribute | what |
 //! |---|---|
-//! | `issuer` | the authorization server the tool uses now; `client_id`, `client_secret`, `token_endpoint_auth_method` and `registration` are latchkey's client *at that issuer* |
+//! | `issuer` | the authorization server the tool uses now; `client_id`, `client_secret` (B, sealed; absent for a public client), `token_auth_method` and `registration` are latchkey's client *at that issuer* |
 //! | `other_clients` (M) | latchkey's clients at authorization servers the tool used before, keyed by issuer: `{client_id, client_secret (B, sealed), token_endpoint_auth_method, registration}` (MCP SEP-2352: credentials are bound to the issuer that issued them; reused only if the server moves back to it) |
 //! | `challenge_scope` | the `scope` of the latest `Bearer` challenge (401 or 403) the server sent through forwarding that named one |
 //! | `scopes` (L) | the scopes the app configured at registration (empty: the server's choice at each initiate) |
@@ -23,16 +24,12 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde_json::{Map, Value};
 
+use super::connections::tool_tokens_key;
+use super::item::FromItem;
 use super::keys::Key;
 use super::{build_err, s, Item, Store, StoreError, TTL_ATTR};
 use crate::crypto::secret;
-use crate::store::vault::tool_tokens_key;
-
-/// Most clients at previous authorization servers a tool keeps.
-pub const MAX_OTHER_CLIENTS: usize = 4;
-
-/// How long an initiated OAuth flow can be completed.
-pub const STATE_TTL: i64 = 600;
+use crate::domain::tool::{ToolClient, ToolRecord, ToolState};
 
 pub fn tool_key(tool_id: &str) -> Key {
     Key {
@@ -48,150 +45,76 @@ pub fn tool_state_key(state: &str) -> Key {
     }
 }
 
-pub fn new_tool_id() -> String {
-    secret::random_token("tl_", 12)
+fn client_attr(client: &ToolClient) -> AttributeValue {
+    let mut m = std::collections::HashMap::from([
+        ("client_id".to_string(), s(&client.client_id)),
+        ("token_endpoint_auth_method".to_string(), s(&client.token_auth_method)),
+        ("registration".to_string(), s(&client.registration)),
+    ]);
+    if !client.sealed_secret.is_empty() {
+        m.insert(
+            "client_secret".into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(client.sealed_secret.clone())),
+        );
+    }
+    AttributeValue::M(m)
 }
 
-/// Is this a well-formed tool id (so a lookup is worth a read)?
-pub fn is_tool_id(s: &str) -> bool {
-    s.len() <= 40 && s.starts_with("tl_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+fn client_from_attr(v: &AttributeValue) -> Option<ToolClient> {
+    let m = v.as_m().ok()?;
+    let text = |n: &str| m.get(n).and_then(|v| v.as_s().ok()).cloned();
+    Some(ToolClient {
+        client_id: text("client_id")?,
+        sealed_secret: m
+            .get("client_secret")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default(),
+        token_auth_method: text("token_endpoint_auth_method")?,
+        registration: text("registration")?,
+    })
 }
 
-/// latchkey's client registration at one authorization server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ToolClient {
-    pub client_id: String,
-    /// Sealed client secret (context `provider_secret`, provider `tool:<tool_id>`); empty for a
-    /// public client.
-    pub sealed_secret: Vec<u8>,
-    /// `client_secret_basic`, `client_secret_post` or `none`.
-    pub token_auth_method: String,
-    /// `preregistered`, `client_metadata_document` or `dynamic`.
-    pub registration: String,
+fn tool_item(tool: &ToolRecord) -> Item {
+    let mut item = Item::with_key(&tool_key(&tool.tool_id))
+        .set_s("type", "tool")
+        .set_s("project_id", &tool.project_id)
+        .set_s("name", &tool.name)
+        .set_s("server_url", &tool.server_url)
+        .set_s("resource", &tool.resource)
+        .set_s("issuer", &tool.issuer)
+        .set_s("metadata", Value::Object(tool.metadata.clone()).to_string())
+        .set_s("client_id", &tool.client_id)
+        .set_s("token_auth_method", &tool.token_auth_method)
+        .set_s("registration", &tool.registration)
+        .set_list("redirect_uris", &tool.redirect_uris)
+        .set_list("scopes", &tool.scopes)
+        .set_n("created_at", tool.created_at);
+    if let Some(rm) = &tool.resource_metadata {
+        item = item.set_s("resource_metadata", Value::Object(rm.clone()).to_string());
+    }
+    if !tool.sealed_secret.is_empty() {
+        item = item.set_b("client_secret", tool.sealed_secret.clone());
+    }
+    item = item.set_opt_s("challenge_scope", tool.challenge_scope.clone());
+    if !tool.other_clients.is_empty() {
+        let mut map = item.into_map();
+        map.insert(
+            "other_clients".into(),
+            AttributeValue::M(
+                tool.other_clients
+                    .iter()
+                    .map(|(issuer, c)| (issuer.clone(), client_attr(c)))
+                    .collect(),
+            ),
+        );
+        item = Item::from(map);
+    }
+    item
 }
 
-impl ToolClient {
-    fn to_attr(&self) -> AttributeValue {
-        let mut m = std::collections::HashMap::from([
-            ("client_id".to_string(), s(&self.client_id)),
-            ("token_endpoint_auth_method".to_string(), s(&self.token_auth_method)),
-            ("registration".to_string(), s(&self.registration)),
-        ]);
-        if !self.sealed_secret.is_empty() {
-            m.insert(
-                "client_secret".into(),
-                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(self.sealed_secret.clone())),
-            );
-        }
-        AttributeValue::M(m)
-    }
-
-    fn from_attr(v: &AttributeValue) -> Option<Self> {
-        let m = v.as_m().ok()?;
-        let text = |n: &str| m.get(n).and_then(|v| v.as_s().ok()).cloned();
-        Some(ToolClient {
-            client_id: text("client_id")?,
-            sealed_secret: m
-                .get("client_secret")
-                .and_then(|v| v.as_b().ok())
-                .map(|b| b.as_ref().to_vec())
-                .unwrap_or_default(),
-            token_auth_method: text("token_endpoint_auth_method")?,
-            registration: text("registration")?,
-        })
-    }
-}
-
-/// A registered remote MCP server.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ToolRecord {
-    pub tool_id: String,
-    pub project_id: String,
-    pub name: String,
-    pub server_url: String,
-    /// The resource tokens are requested for (RFC 8707).
-    pub resource: String,
-    pub issuer: String,
-    /// The authorization server's metadata as discovered.
-    pub metadata: Map<String, Value>,
-    /// The protected resource metadata, if the server publishes it.
-    pub resource_metadata: Option<Map<String, Value>>,
-    pub client_id: String,
-    /// Sealed client secret (context `provider_secret`, provider `tool:<tool_id>`); empty for a
-    /// public client.
-    pub sealed_secret: Vec<u8>,
-    /// `client_secret_basic`, `client_secret_post` or `none`.
-    pub token_auth_method: String,
-    /// How latchkey became a client: `preregistered`, `client_metadata_document` or `dynamic`.
-    pub registration: String,
-    pub redirect_uris: Vec<String>,
-    /// The scopes the app configured at registration (empty: the server's choice).
-    pub scopes: Vec<String>,
-    /// The `scope` of the latest `Bearer` challenge the server sent through forwarding that named one.
-    pub challenge_scope: Option<String>,
-    /// latchkey's clients at the authorization servers the tool used before, by issuer.
-    pub other_clients: BTreeMap<String, ToolClient>,
-    pub created_at: i64,
-}
-
-impl ToolRecord {
-    /// latchkey's client at the tool's current authorization server.
-    pub fn client(&self) -> ToolClient {
-        ToolClient {
-            client_id: self.client_id.clone(),
-            sealed_secret: self.sealed_secret.clone(),
-            token_auth_method: self.token_auth_method.clone(),
-            registration: self.registration.clone(),
-        }
-    }
-
-    /// Use `client` as latchkey's client at the current issuer.
-    pub fn set_client(&mut self, client: ToolClient) {
-        self.client_id = client.client_id;
-        self.sealed_secret = client.sealed_secret;
-        self.token_auth_method = client.token_auth_method;
-        self.registration = client.registration;
-    }
-
-    fn to_item(&self) -> Item {
-        let mut item = Item::with_key(&tool_key(&self.tool_id))
-            .set_s("type", "tool")
-            .set_s("project_id", &self.project_id)
-            .set_s("name", &self.name)
-            .set_s("server_url", &self.server_url)
-            .set_s("resource", &self.resource)
-            .set_s("issuer", &self.issuer)
-            .set_s("metadata", Value::Object(self.metadata.clone()).to_string())
-            .set_s("client_id", &self.client_id)
-            .set_s("token_auth_method", &self.token_auth_method)
-            .set_s("registration", &self.registration)
-            .set_list("redirect_uris", &self.redirect_uris)
-            .set_list("scopes", &self.scopes)
-            .set_n("created_at", self.created_at);
-        if let Some(rm) = &self.resource_metadata {
-            item = item.set_s("resource_metadata", Value::Object(rm.clone()).to_string());
-        }
-        if !self.sealed_secret.is_empty() {
-            item = item.set_b("client_secret", self.sealed_secret.clone());
-        }
-        item = item.set_opt_s("challenge_scope", self.challenge_scope.clone());
-        if !self.other_clients.is_empty() {
-            let mut map = item.into_map();
-            map.insert(
-                "other_clients".into(),
-                AttributeValue::M(
-                    self.other_clients
-                        .iter()
-                        .map(|(issuer, c)| (issuer.clone(), c.to_attr()))
-                        .collect(),
-                ),
-            );
-            item = Item::from(map);
-        }
-        item
-    }
-
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+impl FromItem for ToolRecord {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
         let obj = |name: &str| -> Result<Option<Map<String, Value>>, StoreError> {
             match item.s(name) {
                 None => Ok(None),
@@ -222,7 +145,7 @@ impl ToolRecord {
                 Some(AttributeValue::M(m)) => m
                     .iter()
                     .map(|(issuer, v)| {
-                        ToolClient::from_attr(v)
+                        client_from_attr(v)
                             .map(|c| (issuer.clone(), c))
                             .ok_or_else(|| StoreError::Malformed("tool other_clients".into()))
                     })
@@ -234,24 +157,9 @@ impl ToolRecord {
     }
 }
 
-/// An initiated OAuth flow, stored under the hash of its `state`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ToolState {
-    pub tool_id: String,
-    pub project_id: String,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    /// The authorization server the flow was started at (absent in states written before it was
-    /// kept).
-    pub issuer: Option<String>,
-    /// The PKCE verifier, sealed (context `kind=tool_state, state=<sha256>`).
-    pub sealed_verifier: Vec<u8>,
-    pub expires_at: i64,
-}
-
 impl Store {
     pub async fn put_tool(&self, tool: &ToolRecord, now: i64) -> Result<(), StoreError> {
-        self.put_new(tool.to_item(), now).await
+        self.put_new(tool_item(tool), now).await
     }
 
     pub async fn put_tool_state(&self, state: &str, st: &ToolState, now: i64) -> Result<(), StoreError> {
@@ -353,7 +261,7 @@ impl Store {
     pub async fn migrate_tool(&self, from_issuer: &str, tool: &ToolRecord) -> Result<bool, StoreError> {
         let put = Put::builder()
             .table_name(self.table())
-            .set_item(Some(tool.to_item().into_map()))
+            .set_item(Some(tool_item(tool).into_map()))
             .condition_expression("issuer = :from")
             .expression_attribute_values(":from", s(from_issuer))
             .build()
@@ -436,7 +344,7 @@ mod tests {
             other_clients: BTreeMap::new(),
             created_at: 1,
         };
-        assert_eq!(ToolRecord::from_item(&tool.to_item()).unwrap(), tool);
+        assert_eq!(ToolRecord::from_item(&tool_item(&tool)).unwrap(), tool);
         tool.other_clients.insert(
             "https://as1.example".into(),
             ToolClient {
@@ -455,7 +363,7 @@ mod tests {
                 registration: "client_metadata_document".into(),
             },
         );
-        let item = tool.to_item();
+        let item = tool_item(&tool);
         assert!(item.get("other_clients").is_some());
         assert_eq!(ToolRecord::from_item(&item).unwrap(), tool);
     }

@@ -20,20 +20,20 @@ use serde_json::Value;
 
 use super::scopes::{self, ScopeInputs};
 use super::{detail, discovery, internal, migration, owned_tool, store_error, verify_key};
-use crate::crypto::{envelope::context, secret, EncryptionContext};
+use crate::crypto::secret;
+use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::context::tool_state_context;
+use crate::domain::tool::{ToolRecord, ToolState, STATE_TTL};
 use crate::error::{FieldError, ToolError};
 use crate::oauth::pkce;
 use crate::state::AppState;
-use crate::store::tools::{self as tstore, ToolRecord, ToolState, STATE_TTL};
-use crate::store::vault::{tool_tokens_key, Connection};
+use crate::store::connections::tool_tokens_key;
+use crate::store::tools as tstore;
+use crate::store::FromItem;
 use crate::vault::upstream::{self, UpstreamError};
 use crate::vault::PresentedKey;
 
 /// The encryption context of a flow's sealed PKCE verifier: the hash of its `state`.
-fn state_context(state_value: &str) -> EncryptionContext {
-    context([("kind", "tool_state"), ("state", &secret::hash(state_value))])
-}
-
 /// An unknown, used, expired or foreign `state` (the reference's CSRF answer, 422).
 pub fn state_mismatch() -> ToolError {
     ToolError::Validation(vec![FieldError {
@@ -119,7 +119,7 @@ pub async fn initiate(
     let verifier = secret::random_token("", 48);
     let sealed = crate::vault::keyring(state)
         .map_err(|_| internal())?
-        .encrypt(&state_context(&state_value), verifier.as_bytes())
+        .encrypt(&tool_state_context(&state_value), verifier.as_bytes())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "tools: sealing a verifier failed");
@@ -255,7 +255,7 @@ pub async fn complete(
     check_issuer(&tool, st.issuer.as_deref(), response.iss)?;
     let verifier = crate::vault::keyring(state)
         .map_err(|_| internal())?
-        .decrypt(&state_context(response.state), &st.sealed_verifier)
+        .decrypt(&tool_state_context(response.state), &st.sealed_verifier)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "tools: opening a verifier failed");
@@ -288,7 +288,7 @@ pub async fn complete(
         scopes: crate::vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
         account_id: None,
         email: None,
-        status: "active".into(),
+        status: ConnectionStatus::Active,
         sealed_tokens: Vec::new(),
         expires_at: tokens.expires_in.map(|s| now + s),
         api_base_url: None,

@@ -14,9 +14,10 @@ use super::discovery::{self, ResourceFound};
 use super::fetch::FetchError;
 use super::registration::{self, ClientChoice};
 use super::{detail, scopes};
+use crate::domain::tool::{ToolClient, ToolRecord, MAX_OTHER_CLIENTS};
 use crate::error::ToolError;
 use crate::state::AppState;
-use crate::store::tools::{ToolClient, ToolRecord, MAX_OTHER_CLIENTS};
+use crate::store::FromItem;
 
 /// The authorization server the tool should use now, when it is not the one it uses (`None`: no
 /// move).

@@ -19,10 +19,12 @@ use lambda_http::Request;
 use serde_json::{json, Map, Value};
 
 use self::fetch::FetchError;
+use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::project::project_of_key;
+use crate::domain::provider::ProviderConfig;
+use crate::domain::tool::{is_tool_id, ToolRecord};
 use crate::error::{FieldError, ToolError};
-use crate::store::tools::ToolRecord;
-use crate::store::vault::ProviderConfig;
-use crate::store::StoreError;
+use crate::store::{FromItem, Item, StoreError};
 use crate::vault::providers::{ProviderSpec, RevokeSpec, RevokeStyle, TokenAuthMethod, TokenFormat};
 use crate::vault::{PresentedKey, ResolvedProvider};
 
@@ -200,7 +202,7 @@ pub fn presented_key(req: &Request, body_key: Option<&str>) -> Result<PresentedK
         return PresentedKey::from_request(req).map_err(|_| invalid());
     }
     let key = body_key.ok_or_else(invalid)?;
-    let project = crate::store::vault::project_of_key(key).ok_or_else(invalid)?;
+    let project = project_of_key(key).ok_or_else(invalid)?;
     Ok(PresentedKey {
         project_id: project.to_string(),
         hash: crate::crypto::secret::hash(key),
@@ -208,7 +210,7 @@ pub fn presented_key(req: &Request, body_key: Option<&str>) -> Result<PresentedK
 }
 
 /// Check the key item read in the caller's batch.
-pub fn verify_key(key: &PresentedKey, item: Option<&crate::store::Item>) -> Result<(), ToolError> {
+pub fn verify_key(key: &PresentedKey, item: Option<&Item>) -> Result<(), ToolError> {
     key.verify(item).map(|_| ()).map_err(|e| match e.status {
         StatusCode::UNAUTHORIZED => detail(StatusCode::UNAUTHORIZED, "Invalid project key"),
         _ => internal(),
@@ -216,7 +218,7 @@ pub fn verify_key(key: &PresentedKey, item: Option<&crate::store::Item>) -> Resu
 }
 
 /// The tool read in the caller's batch, if it belongs to the key's project (else 404).
-pub fn owned_tool(key: &PresentedKey, item: Option<&crate::store::Item>) -> Result<ToolRecord, ToolError> {
+pub fn owned_tool(key: &PresentedKey, item: Option<&Item>) -> Result<ToolRecord, ToolError> {
     let tool = item
         .map(ToolRecord::from_item)
         .transpose()
@@ -308,11 +310,11 @@ pub fn client_metadata_url(base: &str, tool_id: &str) -> String {
 }
 
 /// The tool's public view: discovered metadata and connection status, never a token or secret.
-pub fn tool_json(tool: &ToolRecord, tokens: Option<&crate::store::vault::Connection>) -> Value {
+pub fn tool_json(tool: &ToolRecord, tokens: Option<&Connection>) -> Value {
     let connection = match tokens {
         None => json!({"status": "not_connected"}),
         Some(c) => {
-            let status = if c.status == "active" {
+            let status = if c.status == ConnectionStatus::Active {
                 "connected"
             } else {
                 "reauthorization_required"
@@ -354,7 +356,7 @@ pub fn tool_id_from(pattern: &str, req: &Request) -> Result<String, ToolError> {
     let path = crate::http::request::raw_path(req);
     crate::http::path::path_params(pattern, path)
         .and_then(|p| p.first().map(|s| s.to_string()))
-        .filter(|t| crate::store::tools::is_tool_id(t))
+        .filter(|t| is_tool_id(t))
         .ok_or_else(not_found)
 }
 

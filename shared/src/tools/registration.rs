@@ -8,9 +8,9 @@ use serde_json::{json, Map, Value};
 
 use super::fetch;
 use super::{detail, discovery_error};
+use crate::domain::tool::{ToolClient, ToolRecord};
 use crate::error::ToolError;
 use crate::state::AppState;
-use crate::store::tools::{ToolClient, ToolRecord};
 
 /// How latchkey will be the client of one authorization server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub async fn seal_secret(
     crate::vault::keyring(state)
         .map_err(|_| super::internal())?
         .encrypt(
-            &crate::vault::provider_context(project_id, &super::secret_provider_name(tool_id)),
+            &crate::domain::context::provider_context(project_id, &super::secret_provider_name(tool_id)),
             secret.as_bytes(),
         )
         .await

@@ -10,9 +10,9 @@ use lambda_http::{Body, Response};
 use super::refresh::{self, needs_refresh, upstream_failure};
 use super::upstream::UpstreamError;
 use super::{open_tokens, ResolvedProvider};
+use crate::domain::connection::Connection;
 use crate::error::VaultError;
 use crate::state::AppState;
-use crate::store::vault::Connection;
 
 /// Largest request body forwarded, and largest upstream body returned: what a Lambda response
 /// can carry once base64-encoded (6 MB payload limit).

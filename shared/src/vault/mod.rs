@@ -14,12 +14,16 @@ use http::StatusCode;
 use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{envelope::context, secret, EncryptionContext, Keyring};
+use crate::crypto::{secret, EncryptionContext, Keyring};
+use crate::domain::connection::Connection;
+use crate::domain::context::provider_context;
+use crate::domain::project::{project_of_key, ApiKeyRecord};
+use crate::domain::provider::ProviderConfig;
 use crate::error::VaultError;
 use crate::state::AppState;
 use crate::store::keys::Key;
-use crate::store::vault::{self as vstore, ApiKeyRecord, ProviderConfig};
-use crate::store::{Item, StoreError};
+use crate::store::projects::api_key_key;
+use crate::store::{FromItem, Item, StoreError};
 use providers::ProviderSpec;
 use upstream::ClientCredentials;
 
@@ -65,7 +69,7 @@ impl PresentedKey {
             ));
         };
         let key = v.to_str().unwrap_or("").trim();
-        let Some(project) = vstore::project_of_key(key) else {
+        let Some(project) = project_of_key(key) else {
             return Err(invalid_key());
         };
         Ok(PresentedKey {
@@ -75,7 +79,7 @@ impl PresentedKey {
     }
 
     pub fn store_key(&self) -> Key {
-        vstore::api_key_key(&self.hash)
+        api_key_key(&self.hash)
     }
 
     /// Check the stored key item read in the same batch: it must exist and name the same project.
@@ -128,7 +132,7 @@ pub fn check_user_id(user_id: &str) -> Result<(), VaultError> {
 
 /// A provider name from a request: valid syntax, else 404 (no such provider).
 pub fn check_provider_name(name: &str) -> Result<(), VaultError> {
-    if providers::is_valid_name(name) {
+    if crate::domain::provider::is_valid_name(name) {
         Ok(())
     } else {
         Err(unknown_provider(name))
@@ -212,27 +216,6 @@ pub fn keyring(state: &AppState) -> Result<&Keyring, VaultError> {
     })
 }
 
-pub fn provider_context(project_id: &str, provider: &str) -> EncryptionContext {
-    context([
-        ("kind", "provider_secret"),
-        ("project", project_id),
-        ("provider", provider),
-    ])
-}
-
-pub fn connection_context(project_id: &str, user_id: &str, provider: &str) -> EncryptionContext {
-    context([
-        ("kind", "connection"),
-        ("project", project_id),
-        ("user", user_id),
-        ("provider", provider),
-    ])
-}
-
-pub fn state_context(state_value: &str) -> EncryptionContext {
-    context([("kind", "vault_state"), ("state", &secret::hash(state_value))])
-}
-
 /// The client credentials of a resolved provider (decrypts the secret; cached data key after the
 /// first call).
 pub async fn credentials(state: &AppState, p: &ResolvedProvider) -> Result<ClientCredentials, VaultError> {
@@ -294,11 +277,7 @@ pub async fn open_tokens(state: &AppState, ctx: &EncryptionContext, sealed: &[u8
 /// Revoke a connection's (or a tool's) tokens at the provider, where it documents how. Best
 /// effort: `true` when the provider confirmed; failures are logged (a provider outage must not keep
 /// anyone connected here).
-pub async fn revoke_upstream(
-    state: &AppState,
-    provider: &ResolvedProvider,
-    conn: &crate::store::vault::Connection,
-) -> bool {
+pub async fn revoke_upstream(state: &AppState, provider: &ResolvedProvider, conn: &Connection) -> bool {
     if provider.spec.revoke.is_none() {
         return false;
     }

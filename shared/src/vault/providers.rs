@@ -126,16 +126,6 @@ pub fn names() -> Vec<&'static str> {
     catalogue().keys().map(String::as_str).collect()
 }
 
-/// Is `name` a valid provider name: 1–40 of `a-z 0-9 -`, starting with a letter?
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 40
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// The effective spec: the catalogue entry `base` (if any) with `overrides` (a JSON object of spec
 /// fields) laid over it, validated. `allow_loopback_http` permits `http://` URLs on loopback hosts
 /// (the embedded default and tests).
@@ -208,7 +198,7 @@ impl ProviderSpec {
             return Err("scope_separator must be a space or a comma".into());
         }
         for s in &self.default_scopes {
-            if !crate::oauth::scope::is_scope_token(s) {
+            if !crate::domain::scope::is_scope_token(s) {
                 return Err(format!("default scope {s:?} is not a valid scope"));
             }
         }
@@ -229,6 +219,7 @@ impl ProviderSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::provider::is_valid_name;
 
     #[test]
     fn every_catalogue_entry_resolves_and_is_https() {
@@ -292,14 +283,5 @@ mod tests {
             resolve(None, &Map::new(), false).is_err(),
             "custom providers need every field"
         );
-    }
-
-    #[test]
-    fn provider_names() {
-        assert!(is_valid_name("google"));
-        assert!(is_valid_name("my-idp2"));
-        for bad in ["", "Google", "a/b", "a b", "-x", "1x", &"x".repeat(41)] {
-            assert!(!is_valid_name(bad), "{bad}");
-        }
     }
 }

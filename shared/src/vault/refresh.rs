@@ -10,9 +10,10 @@ use http::StatusCode;
 
 use super::upstream::{self, UpstreamError};
 use super::{credentials, open_tokens, seal_tokens, store_error, ResolvedProvider, Tokens};
+use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::error::VaultError;
 use crate::state::AppState;
-use crate::store::vault::Connection;
+use crate::store::connections;
 
 /// Refresh this long before the provider's stated expiry.
 pub const EXPIRY_SKEW: i64 = 30;
@@ -80,7 +81,7 @@ pub async fn refresh(
     let mut tokens = tokens.clone();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if conn.status != "active" {
+        if conn.status != ConnectionStatus::Active {
             return Err(reauthorization_required(&conn.provider));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
@@ -162,7 +163,7 @@ pub async fn refresh(
             let now = state.clock.now();
             let Some(latest) = state
                 .store
-                .get_connection_at(&conn.key(), now)
+                .get_connection_at(&connections::key_of(&conn), now)
                 .await
                 .map_err(|e| store_error("re-reading a connection", e))?
             else {
@@ -173,7 +174,7 @@ pub async fn refresh(
                 ));
             };
             if latest.version != conn.version {
-                if latest.status != "active" {
+                if latest.status != ConnectionStatus::Active {
                     return Err(reauthorization_required(&latest.provider));
                 }
                 let fresh = open_tokens(state, &ctx, &latest.sealed_tokens).await?;

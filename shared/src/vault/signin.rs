@@ -4,8 +4,9 @@
 //! call the provider for that user through the proxy (`X-User-Id` = the user's `sub`).
 
 use crate::config::Config;
+use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::context::connection_context;
 use crate::state::AppState;
-use crate::store::vault::Connection;
 
 use super::providers::{self, ProviderSpec};
 
@@ -41,7 +42,7 @@ pub async fn keep_as_connection(state: &AppState, tokens: &SignInTokens<'_>, sub
         tracing::warn!("login: the user id cannot name a vault connection");
         return;
     }
-    let ctx = super::connection_context(project, sub, provider);
+    let ctx = connection_context(project, sub, provider);
     let sealed = match super::seal_tokens(
         state,
         &ctx,
@@ -64,7 +65,7 @@ pub async fn keep_as_connection(state: &AppState, tokens: &SignInTokens<'_>, sub
         scopes: super::granted_scopes(tokens.scope, &requested),
         account_id: Some(sub.rsplit('|').next().unwrap_or(sub).to_string()),
         email: email.map(str::to_string),
-        status: "active".into(),
+        status: ConnectionStatus::Active,
         sealed_tokens: sealed,
         expires_at: tokens
             .expires_in

@@ -120,7 +120,7 @@ impl TestApp {
 
     /// What the authorize endpoint stores when a user approves: a grant and its code.
     pub async fn seed_code(&self, client_id: &str, scope: &str) -> (String, String) {
-        use latchkey::store::grants::{self, CodeRecord, Grant};
+        use latchkey::domain::grant::{self, CodeRecord, Grant};
         let state = &self.server.state;
         let now = state.clock.now();
         let grant_id = latchkey::crypto::secret::random_token("", 16);
@@ -133,7 +133,7 @@ impl TestApp {
             scope: scope.into(),
             created_at: now,
         };
-        let code = grants::new_token(grants::CODE_PREFIX, &grant_id);
+        let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
         let record = CodeRecord {
             redirect_uri: "http://127.0.0.1:7777/callback".into(),
             code_challenge: CHALLENGE.into(),
@@ -180,7 +180,7 @@ impl TestApp {
             .state
             .store
             .create_resource_server(
-                &latchkey::store::resource_servers::Resource::parse(resource).unwrap(),
+                &latchkey::domain::resource::Resource::parse(resource).unwrap(),
                 &[],
                 now,
             )
@@ -250,14 +250,14 @@ impl TestApp {
         let keyring = state.keyring.as_ref().unwrap();
         let sealed = keyring
             .encrypt(
-                &latchkey::vault::provider_context(&project.project_id, provider),
+                &latchkey::domain::context::provider_context(&project.project_id, provider),
                 fake_provider::CLIENT_SECRET.as_bytes(),
             )
             .await
             .unwrap();
         state
             .store
-            .put_provider(&latchkey::store::vault::ProviderConfig {
+            .put_provider(&latchkey::domain::provider::ProviderConfig {
                 project_id: project.project_id.clone(),
                 provider: provider.to_string(),
                 base: base.map(str::to_string),

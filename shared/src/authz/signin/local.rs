@@ -2,8 +2,8 @@
 //! email and signs the browser in as `local:<email>`. Never enabled in Lambda.
 
 use super::{SignInError, SignedIn};
+use crate::domain::authz::{AuthRequest, Session};
 use crate::state::AppState;
-use crate::store::authz::{AuthRequest, Session};
 
 const EXPIRED: &str = "This sign-in request has expired or was already used.";
 

@@ -5,7 +5,7 @@
 pub mod local;
 pub mod upstream;
 
-use crate::store::authz::AuthRequest;
+use crate::domain::authz::AuthRequest;
 use crate::store::StoreError;
 
 /// Why a sign-in cannot go on; the handler renders each as its page (or redirect).

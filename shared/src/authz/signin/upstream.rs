@@ -8,12 +8,12 @@
 use subtle::ConstantTimeEq;
 
 use super::{SignInError, SignedIn};
-use crate::crypto::envelope::context;
-use crate::crypto::{secret, EncryptionContext};
+use crate::crypto::secret;
+use crate::domain::authz::{LoginState, Session};
+use crate::domain::context::login_context;
 use crate::oauth::login::{validate_id_token, ProviderMetadata};
 use crate::oauth::pkce;
 use crate::state::AppState;
-use crate::store::authz::{LoginState, Session};
 use crate::vault::signin::{self as vault_signin, SignInTokens};
 
 /// Largest discovery document read.
@@ -53,10 +53,6 @@ async fn provider_metadata(state: &AppState) -> Result<&ProviderMetadata, SignIn
 }
 
 /// The encryption context of a sign-in's sealed PKCE verifier.
-fn login_context(state_value: &str) -> EncryptionContext {
-    context([("kind", "login"), ("state", &secret::hash(state_value))])
-}
-
 /// Where the provider sends the browser back.
 fn callback_url(base: &str) -> String {
     format!("{base}/oauth/2.1/callback")

@@ -1,0 +1,41 @@
+//! Browser-side authorization state: a validated authorization request waiting for sign-in and
+//! consent, a signed-in browser session, and an upstream sign-in in flight.
+
+/// How long a pending authorization request (and an upstream sign-in) lives, in seconds.
+pub const AUTHREQ_TTL: i64 = 600;
+/// How long a browser session lives, in seconds.
+pub const SESSION_TTL: i64 = 12 * 3600;
+/// Prefix of browser session ids (the `lk_session` cookie; only its SHA-256 is stored).
+pub const SESSION_ID_PREFIX: &str = "lk_sess_";
+
+/// A validated authorization request waiting for sign-in and consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub redirect_uri: String,
+    pub state: String,
+    pub code_challenge: String,
+    pub resource: String,
+    pub scope: String,
+}
+
+/// A signed-in browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub sub: String,
+    pub username: String,
+}
+
+/// An upstream sign-in in flight, found again by its `state`. The PKCE verifier is sealed by the
+/// keyring (context [`super::context::login_context`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginState {
+    pub request_id: String,
+    pub nonce: String,
+    pub sealed_verifier: Vec<u8>,
+    /// SHA-256 of the `lk_login` cookie set on the browser that started the sign-in: the callback
+    /// must come back to that browser.
+    pub browser_hash: String,
+}
