@@ -10,7 +10,7 @@ use latchkey::domain::grant;
 use latchkey::local::{start, Options};
 use latchkey::router::{self, Route};
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../api/common/mod.rs"]
 mod common;
 use common::fake_provider;
 

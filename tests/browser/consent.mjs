@@ -1,5 +1,5 @@
 // Drives headless Chromium through latchkey's sign-in -> consent -> redirect flow
-// (tests/tests/browser.rs runs it against an embedded latchkey, as `latchkey serve` runs).
+// (tests/api/browser.rs runs it against an embedded latchkey, as `latchkey serve` runs).
 //
 // Environment:
 //   AUTHORIZE_URL    a full latchkey authorize URL

@@ -1,4 +1,4 @@
-// End to end against a real `latchkey serve` (tests/tests/ts_client.rs starts it with a fake
+// End to end against a real `latchkey serve` (tests/api/ts_client.rs starts it with a fake
 // provider, an OAuth-protected MCP server and a control server). Skipped without LATCHKEY_URL.
 //
 //   LATCHKEY_URL, LATCHKEY_API_KEY   latchkey and a project key; "google" points at the fake provider
@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import * as lk from "../index.js";
 
 const env = process.env;
-const skip = env.LATCHKEY_URL ? false : "LATCHKEY_URL is not set (tests/tests/ts_client.rs sets it)";
+const skip = env.LATCHKEY_URL ? false : "LATCHKEY_URL is not set (tests/api/ts_client.rs sets it)";
 const REDIRECT = "http://127.0.0.1:7777/callback";
 
 async function openInBrowser(url) {

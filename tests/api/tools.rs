@@ -4,7 +4,7 @@
 //! called through forwarding; then expiry and refresh, revocation and the 401 path, 403
 //! insufficient_scope, and the reference's error shapes for bad input.
 
-mod common;
+use crate::common;
 
 use common::mcp_server::McpServer;
 use common::{Project, TestApp};
@@ -301,7 +301,7 @@ async fn expiry_refreshes_and_a_revoked_grant_takes_the_401_path() {
 }
 
 #[tokio::test]
-async fn insufficient_scope_is_passed_through_for_step_up() {
+async fn rfc6750_3_1_insufficient_scope_is_passed_through_for_step_up() {
     let s = setup().await;
     let tool_id = s.connected().await;
     let (status, headers, _) = s.rpc(&tool_id, "tools/call", json!({"name": "admin"})).await;

@@ -1,6 +1,6 @@
 //! RFC 8414 authorization server metadata, over HTTP against the embedded server.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::json;
@@ -79,7 +79,7 @@ async fn cors_preflight_allows_mcp_protocol_version_header() {
 }
 
 #[tokio::test]
-async fn wrong_method_is_405_with_allow_and_changes_nothing() {
+async fn rfc9110_15_5_6_wrong_method_is_405_with_allow_and_changes_nothing() {
     let app = TestApp::start().await;
     let before = app.calls();
     for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {

@@ -2,7 +2,7 @@
 //! loopback playing Google. Sessions, the callback, connections, the proxy with refresh, and every
 //! kind of bad input, asserting status, body and what was stored.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! and iss (RFC 9207) → token → introspection. Then remembered consent, Deny, and bad requests
 //! (error page before the redirect URI is validated, redirect with an error after).
 
-mod common;
+use crate::common;
 
 use common::{TestApp, CHALLENGE, RESOURCE, VERIFIER};
 use latchkey::domain::resource::Resource;
@@ -263,7 +263,7 @@ async fn full_flow_sign_in_consent_code_token_introspect_then_remembered_consent
 }
 
 #[tokio::test]
-async fn deny_redirects_with_access_denied_state_and_iss() {
+async fn rfc6749_4_1_2_1_deny_redirects_with_access_denied_state_and_iss() {
     let (app, client_id, _, _) = setup().await;
     let mut browser = Browser::new();
     let (_, location, _, _) = browser.get(&authorize_url(&app, &client_id, &[])).await;
@@ -297,7 +297,7 @@ async fn deny_redirects_with_access_denied_state_and_iss() {
 }
 
 #[tokio::test]
-async fn before_the_redirect_uri_is_validated_errors_are_a_page_never_a_redirect() {
+async fn rfc6749_4_1_2_1_before_the_redirect_uri_is_validated_errors_are_a_page_never_a_redirect() {
     let (app, client_id, _, _) = setup().await;
     let mut browser = Browser::new();
     for (name, url) in [
@@ -361,7 +361,7 @@ async fn before_the_redirect_uri_is_validated_errors_are_a_page_never_a_redirect
 }
 
 #[tokio::test]
-async fn after_the_redirect_uri_is_validated_errors_go_back_to_the_client() {
+async fn rfc6749_4_1_2_1_after_the_redirect_uri_is_validated_errors_go_back_to_the_client() {
     let (app, client_id, _, _) = setup().await;
     let mut browser = Browser::new();
     for (name, extra, code) in [

@@ -3,7 +3,7 @@
 //! binding the redirect URI, and the resulting public client exchanging and refreshing tokens.
 //! Refusals end to end use loopback targets under the production policy.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `LATCHKEY_TEST_KMS_ENDPOINT`). Round trip, tampering, wrong context, wrong key, and the data-key
 //! cache that keeps KMS off the hot path.
 
-mod common;
+use crate::common;
 
 use aws_credential_types::Credentials;
 use aws_sdk_kms::config::{BehaviorVersion, Region};

@@ -4,7 +4,7 @@
 //! plus server URLs the outbound policy refuses. Every target is on loopback; public-looking hosts
 //! use the reserved `.invalid` domain and are refused before any lookup.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -247,7 +247,7 @@ async fn a_2025_03_26_server_without_any_metadata_uses_the_default_endpoints() {
 }
 
 #[tokio::test]
-async fn mismatched_issuer_or_resource_is_refused_and_nothing_stored() {
+async fn rfc8414_3_3_rfc9728_3_3_mismatched_issuer_or_resource_is_refused_and_nothing_stored() {
     let (app, key, docs, base) = setup().await;
     docs.raw("/mcp", 401, &[], vec![]);
     docs.json(

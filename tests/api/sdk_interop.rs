@@ -19,7 +19,7 @@
 //! authorization server's scope model. `scripts/test` installs the SDKs and requires these tests
 //! (`LATCHKEY_REQUIRE_SDK_INTEROP`); a plain `cargo test` skips them when a package is missing.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::PathBuf;

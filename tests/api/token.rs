@@ -1,7 +1,7 @@
 //! Token endpoint (RFC 6749 §4.1.3, §6; RFC 7636 §4.6; OAuth 2.1 §4.3.1), over HTTP: exchange,
 //! rotation, grace window, replay and reuse revocation, budgets, and bad input.
 
-mod common;
+use crate::common;
 
 use common::{assert_oauth_error, TestApp, RESOURCE, VERIFIER};
 use serde_json::Value;
@@ -71,7 +71,7 @@ async fn rfc6749_4_1_3_public_client_exchanges_a_code_within_budget() {
 }
 
 #[tokio::test]
-async fn confidential_client_authenticates_with_basic_or_post_and_wrong_secret_is_401() {
+async fn rfc6749_2_3_1_confidential_client_authenticates_with_basic_or_post_and_wrong_secret_is_401() {
     let app = TestApp::start().await;
     let (client_id, secret) = app.client("client_secret_basic").await;
     let secret = secret.unwrap();
@@ -135,7 +135,7 @@ async fn oauth21_4_1_3_replayed_code_revokes_the_grant_and_its_tokens() {
 }
 
 #[tokio::test]
-async fn code_is_bound_to_client_redirect_uri_resource_verifier_and_sixty_seconds() {
+async fn rfc6749_4_1_3_code_is_bound_to_client_redirect_uri_resource_verifier_and_sixty_seconds() {
     let app = TestApp::start().await;
     let (client_id, _) = app.client("none").await;
     let (other_id, _) = app.client("none").await;
@@ -388,7 +388,7 @@ async fn oauth21_4_3_1_refresh_rotates_preserves_scope_and_may_narrow() {
 }
 
 #[tokio::test]
-async fn reused_refresh_token_after_the_grace_window_revokes_the_grant() {
+async fn oauth21_4_3_1_reused_refresh_token_after_the_grace_window_revokes_the_grant() {
     let app = TestApp::start().await;
     let (client_id, _) = app.client("none").await;
     let (grant_id, code) = app.seed_code(&client_id, "openid").await;
@@ -410,7 +410,7 @@ async fn reused_refresh_token_after_the_grace_window_revokes_the_grant() {
 }
 
 #[tokio::test]
-async fn twenty_concurrent_redemptions_of_one_code_one_wins_then_the_grant_is_revoked() {
+async fn oauth21_4_1_3_twenty_concurrent_redemptions_of_one_code_one_wins_then_the_grant_is_revoked() {
     let app = TestApp::start().await;
     let (client_id, _) = app.client("none").await;
     let (grant_id, code) = app.seed_code(&client_id, "openid").await;
@@ -429,7 +429,7 @@ async fn twenty_concurrent_redemptions_of_one_code_one_wins_then_the_grant_is_re
 }
 
 #[tokio::test]
-async fn twenty_concurrent_refreshes_with_grace_zero_exactly_one_succeeds() {
+async fn oauth21_4_3_1_twenty_concurrent_refreshes_with_grace_zero_exactly_one_succeeds() {
     let app = TestApp::start_configured(None, &[("LATCHKEY_REFRESH_GRACE_SECONDS", "0")]).await;
     let (client_id, _) = app.client("none").await;
     let (_, code) = app.seed_code(&client_id, "openid").await;
@@ -513,7 +513,7 @@ async fn rfc8707_resource_is_compared_in_canonical_form() {
 }
 
 #[tokio::test]
-async fn a_code_replayed_after_its_sixty_seconds_still_revokes_the_grant() {
+async fn oauth21_4_1_3_a_code_replayed_after_its_sixty_seconds_still_revokes_the_grant() {
     let app = TestApp::start().await;
     let (client_id, _) = app.client("none").await;
     let (grant_id, code) = app.seed_code(&client_id, "openid").await;

@@ -4,7 +4,7 @@
 //! here a second latchkey, taking the tool — same `tool_id` — with it. Each test checks what was
 //! stored, not only the status.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! follows the redirects. Checks state (single use), nonce, audience, the provider's refusal, and that
 //! the PKCE verifier reaches the provider intact.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -286,7 +286,7 @@ async fn oidc_sign_in_with_pkce_state_and_nonce_then_consent_and_code() {
 }
 
 #[tokio::test]
-async fn wrong_nonce_or_audience_is_refused_and_starts_no_session() {
+async fn oidc_core_3_1_3_7_wrong_nonce_or_audience_is_refused_and_starts_no_session() {
     for mode in ["bad-nonce", "bad-aud"] {
         let f = setup().await;
         *f.provider.mode.lock().unwrap() = mode.into();
@@ -339,7 +339,7 @@ async fn unknown_or_missing_state_is_an_error_page() {
 }
 
 #[tokio::test]
-async fn a_callback_link_opened_in_another_browser_does_not_sign_it_in() {
+async fn rfc6749_10_12_a_callback_link_opened_in_another_browser_does_not_sign_it_in() {
     // Login CSRF: the attacker signs in upstream, stops before the callback, and sends the link.
     let f = setup().await;
     let (callback, _attackers_cookie) = f.to_callback_with_cookie().await;

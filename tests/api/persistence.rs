@@ -1,7 +1,7 @@
 //! `latchkey serve` keeps its data in a SQLite file: a client registered before a restart is still
 //! there after it, and the master key file is reused.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::json;

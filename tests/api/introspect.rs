@@ -1,7 +1,7 @@
 //! Introspection (RFC 7662) over HTTP with resource-server credentials: active tokens for the caller's
 //! resource, `{"active": false}` and nothing else otherwise, one DynamoDB call, no KMS.
 
-mod common;
+use crate::common;
 
 use common::{assert_oauth_error, TestApp, RESOURCE};
 use serde_json::json;
@@ -82,7 +82,7 @@ async fn rfc7662_2_2_other_audience_expired_revoked_and_unknown_are_inactive_and
 }
 
 #[tokio::test]
-async fn introspection_needs_resource_server_credentials_not_client_credentials() {
+async fn rfc7662_2_1_introspection_needs_resource_server_credentials_not_client_credentials() {
     let app = TestApp::start().await;
     let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
     let (_, _, at) = access_token(&app).await;
@@ -117,7 +117,7 @@ async fn introspection_needs_resource_server_credentials_not_client_credentials(
 }
 
 #[tokio::test]
-async fn a_revoked_grant_makes_its_tokens_inactive_even_before_they_are_deleted() {
+async fn rfc7662_2_2_a_revoked_grant_makes_its_tokens_inactive_even_before_they_are_deleted() {
     let app = TestApp::start().await;
     let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
     let (_, grant_id, at) = access_token(&app).await;

@@ -1,6 +1,6 @@
 //! RFC 7591 dynamic client registration over HTTP: success shapes, storage, budgets, bad input.
 
-mod common;
+use crate::common;
 
 use common::{assert_oauth_error, TestApp};
 use latchkey::crypto::secret;

@@ -4,7 +4,7 @@
 //! embedded latchkey over loopback HTTP. `scripts/test` installs the SDK (`tests/mcp-sdk`) and
 //! requires this test; a plain `cargo test` skips it when the SDK is not installed.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

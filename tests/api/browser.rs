@@ -6,7 +6,7 @@
 //! (`tests/browser`) and Chromium and requires this test; a plain `cargo test` skips it when either
 //! is missing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

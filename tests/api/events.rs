@@ -1,7 +1,7 @@
 //! Every sample event in `events/` parses with `lambda_http::request::from_str` and runs through its
 //! function's handler (the same call the Lambda binary makes), with the expected status.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -77,7 +77,7 @@ async fn every_event_parses_and_runs_through_its_handler() {
         let expected = EXPECTED
             .iter()
             .find(|(f, _)| *f == name)
-            .unwrap_or_else(|| panic!("events/{name} has no expectation in tests/tests/events.rs"))
+            .unwrap_or_else(|| panic!("events/{name} has no expectation in tests/api/events.rs"))
             .1;
         let text = std::fs::read_to_string(events_dir().join(&name)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -2,7 +2,7 @@
 //! `latchkey resource-server create|update|list|delete` commands use them, and the declared-scope
 //! registry (`SCOPES` / `DECLARED`) written in the same transactions.
 
-mod common;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{TestApp, RESOURCE};

@@ -8,7 +8,7 @@
 //! installs it and sets `LATCHKEY_REQUIRE_HTTPX`; a plain `cargo test` without httpx skips the
 //! async parts with a message.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

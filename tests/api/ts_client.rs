@@ -8,7 +8,7 @@
 //! `LATCHKEY_REQUIRE_TS_CLIENT`; a plain `cargo test` without node (or without
 //! `clients/typescript/node_modules` for the type check) skips with a message.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Revocation (RFC 7009) over HTTP: a refresh token revokes its grant, an access token only itself,
 //! another client's token is untouched, unknown tokens get 200.
 
-mod common;
+use crate::common;
 
 use common::{assert_oauth_error, TestApp, VERIFIER};
 
