@@ -141,7 +141,8 @@ async fn complete(
         })?;
     let provider = vault::resolve_provider(state, &st.project_id, &st.provider, item.as_ref())
         .map_err(|e: VaultError| ("provider_not_configured", e.message))?;
-    let creds = vault::credentials(state, &provider)
+    let client = provider.token_client();
+    let creds = vault::credentials(state, &client)
         .await
         .map_err(|_| internal("credentials"))?;
     let verifier = match &st.sealed_verifier {
@@ -161,7 +162,7 @@ async fn complete(
     let allow = state.config.allow_loopback_outbound;
     let tokens = upstream::exchange_code(
         &state.upstream,
-        &provider.spec,
+        &client,
         &creds,
         code,
         &st.redirect_uri,

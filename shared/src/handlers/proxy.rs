@@ -173,23 +173,30 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
     precheck(&target, state.config.allow_loopback_outbound).map_err(|e| upstream_failure(&e))?;
 
     let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_seconds as u64);
-    let res = send_with_held_token(state, &provider, conn, now, provider_name, |access_token| {
-        let mut out = state
-            .upstream
-            .request(req.method().clone(), target.clone())
-            .timeout(timeout)
-            .headers(headers.clone());
-        for (k, v) in &provider.spec.api_headers {
-            if !headers.contains_key(k.as_str()) {
-                out = out.header(k.as_str(), v.as_str());
+    let res = send_with_held_token(
+        state,
+        &provider.token_client(),
+        conn,
+        now,
+        provider_name,
+        |access_token| {
+            let mut out = state
+                .upstream
+                .request(req.method().clone(), target.clone())
+                .timeout(timeout)
+                .headers(headers.clone());
+            for (k, v) in &provider.spec.api_headers {
+                if !headers.contains_key(k.as_str()) {
+                    out = out.header(k.as_str(), v.as_str());
+                }
             }
-        }
-        out = out.bearer_auth(access_token);
-        if !body.is_empty() {
-            out = out.body(body.clone());
-        }
-        out
-    })
+            out = out.bearer_auth(access_token);
+            if !body.is_empty() {
+                out = out.body(body.clone());
+            }
+            out
+        },
+    )
     .await?;
     relay(res, &[], None).await
 }

@@ -173,8 +173,8 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             "The tool's authorization can no longer be refreshed; run initiate-oauth again",
         ));
     }
-    let provider = tools::as_provider(&tool);
-    let sent = send_with_held_token(state, &provider, conn, now, &tool_id, |access_token| {
+    let client = tools::token_client(&tool);
+    let sent = send_with_held_token(state, &client, conn, now, &tool_id, |access_token| {
         let mut out = state
             .upstream
             .request(req.method().clone(), target.clone())

@@ -238,7 +238,7 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response<Body>, ToolE
     let now = state.clock.now();
     // Revoke at the authorization server where it has an endpoint (best effort).
     if let Some(conn) = &tokens {
-        crate::vault::revoke_upstream(state, &tools::as_provider(&tool), conn).await;
+        crate::vault::revoke_upstream(state, &tools::token_client(&tool), conn).await;
     }
     state
         .store

@@ -262,13 +262,13 @@ pub async fn complete(
             internal()
         })?;
     let verifier = String::from_utf8(verifier).map_err(|_| internal())?;
-    let provider = super::as_provider(&tool);
-    let creds = crate::vault::credentials(state, &provider)
+    let client = super::token_client(&tool);
+    let creds = crate::vault::credentials(state, &client)
         .await
         .map_err(|_| internal())?;
     let tokens = upstream::exchange_code(
         &state.upstream,
-        &provider.spec,
+        &client,
         &creds,
         response.code,
         &st.redirect_uri,

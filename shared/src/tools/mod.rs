@@ -21,12 +21,12 @@ use serde_json::{json, Map, Value};
 use self::fetch::FetchError;
 use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::domain::project::project_of_key;
-use crate::domain::provider::ProviderConfig;
 use crate::domain::tool::{is_tool_id, ToolRecord};
 use crate::error::{FieldError, ToolError};
 use crate::store::{FromItem, Item, StoreError};
-use crate::vault::providers::{ProviderSpec, RevokeSpec, RevokeStyle, TokenAuthMethod, TokenFormat};
-use crate::vault::{PresentedKey, ResolvedProvider};
+use crate::vault::providers::{RevokeSpec, RevokeStyle, TokenAuthMethod, TokenFormat};
+use crate::vault::token_client::TokenClient;
+use crate::vault::PresentedKey;
 
 /// Most redirect URIs a tool may register.
 pub const MAX_REDIRECT_URIS: usize = 10;
@@ -230,67 +230,32 @@ pub fn owned_tool(key: &PresentedKey, item: Option<&Item>) -> Result<ToolRecord,
     Ok(tool)
 }
 
-/// The provider name under which a tool's client secret is sealed.
-pub fn secret_provider_name(tool_id: &str) -> String {
-    format!("tool:{tool_id}")
-}
-
-/// A tool as a vault provider, so the vault's refresh (single-flight, keep-old-refresh-token,
-/// reauthorization) runs unchanged; every token request carries the RFC 8707 `resource`.
-pub fn as_provider(tool: &ToolRecord) -> ResolvedProvider {
-    let endpoint = |n: &str| {
-        tool.metadata
-            .get(n)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let method = match tool.token_auth_method.as_str() {
+/// latchkey as the tool's client at its authorization server: the token endpoint and revocation
+/// endpoint (RFC 7009) it advertises (RFC 8414), the registered authentication method, and the
+/// RFC 8707 `resource` on every token request. The vault's refresh (single-flight,
+/// keep-old-refresh-token, reauthorization) runs on it unchanged.
+pub fn token_client(tool: &ToolRecord) -> TokenClient {
+    let endpoint = |n: &str| tool.metadata.get(n).and_then(Value::as_str).map(str::to_string);
+    let auth_method = match tool.token_auth_method.as_str() {
         "client_secret_post" => TokenAuthMethod::ClientSecretPost,
         "none" => TokenAuthMethod::None,
         _ => TokenAuthMethod::ClientSecretBasic,
     };
-    let revoke = tool
-        .metadata
-        .get("revocation_endpoint")
-        .and_then(Value::as_str)
-        .map(|u| RevokeSpec {
-            style: RevokeStyle::Rfc7009,
-            url: u.to_string(),
-            method: None,
-        });
-    let spec = ProviderSpec {
-        display_name: tool.name.clone(),
-        authorize_url: endpoint("authorization_endpoint"),
-        token_url: endpoint("token_endpoint"),
-        api_base_url: tool.server_url.clone(),
-        api_hosts: Vec::new(),
-        api_headers: BTreeMap::new(),
-        default_scopes: tool.scopes.clone(),
-        scope_separator: " ".into(),
-        scope_param: "scope".into(),
-        token_auth_method: method,
-        token_request_format: TokenFormat::Form,
-        token_response_path: None,
-        pkce: true,
-        authorize_params: BTreeMap::new(),
-        api_base_url_from_token: None,
-        account: None,
-        revoke,
-        extra_token_params: BTreeMap::from([("resource".to_string(), tool.resource.clone())]),
-        refresh: String::new(),
-        docs: Vec::new(),
-    };
-    let config = ProviderConfig {
-        project_id: tool.project_id.clone(),
-        provider: secret_provider_name(&tool.tool_id),
-        base: None,
-        overrides: Map::new(),
+    TokenClient {
         client_id: tool.client_id.clone(),
         sealed_secret: tool.sealed_secret.clone(),
-        updated_at: tool.created_at,
-    };
-    ResolvedProvider { config, spec }
+        secret_context: crate::domain::context::tool_secret_context(&tool.project_id, &tool.tool_id),
+        token_url: endpoint("token_endpoint").unwrap_or_default(),
+        auth_method,
+        request_format: TokenFormat::Form,
+        response_path: None,
+        extra_params: BTreeMap::from([("resource".to_string(), tool.resource.clone())]),
+        revoke: endpoint("revocation_endpoint").map(|url| RevokeSpec {
+            style: RevokeStyle::Rfc7009,
+            url,
+            method: None,
+        }),
+    }
 }
 
 /// The Client ID Metadata Document latchkey serves for a tool.
@@ -376,4 +341,66 @@ pub fn check_redirect_uri(raw: &str) -> Result<(), String> {
         return Err("redirect_uri is longer than 2048 characters".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(method: &str, metadata: Value) -> ToolRecord {
+        ToolRecord {
+            tool_id: "tl_1".into(),
+            project_id: "prj_1".into(),
+            name: "t".into(),
+            server_url: "https://mcp.example/mcp".into(),
+            resource: "https://mcp.example/mcp".into(),
+            issuer: "https://as.example".into(),
+            metadata: metadata.as_object().cloned().unwrap_or_default(),
+            resource_metadata: None,
+            client_id: "c1".into(),
+            sealed_secret: vec![1, 2, 3],
+            token_auth_method: method.into(),
+            registration: "dynamic".into(),
+            redirect_uris: Vec::new(),
+            scopes: Vec::new(),
+            challenge_scope: None,
+            other_clients: Default::default(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn rfc8707_2_a_tools_token_client_sends_its_resource_and_registered_method() {
+        let t = tool(
+            "client_secret_post",
+            json!({"token_endpoint": "https://as.example/token", "revocation_endpoint": "https://as.example/revoke"}),
+        );
+        let c = token_client(&t);
+        assert_eq!(c.token_url, "https://as.example/token");
+        assert_eq!(c.auth_method, TokenAuthMethod::ClientSecretPost);
+        assert_eq!(c.request_format, TokenFormat::Form);
+        assert_eq!(
+            c.extra_params.get("resource").map(String::as_str),
+            Some("https://mcp.example/mcp")
+        );
+        assert_eq!(c.client_id, "c1");
+        assert_eq!(c.sealed_secret, vec![1, 2, 3]);
+        assert_eq!(
+            c.secret_context,
+            crate::domain::context::provider_context("prj_1", "tool:tl_1"),
+            "the secret stays sealed under the provider name tool:<tool_id>"
+        );
+        let revoke = c.revoke.expect("RFC 7009 endpoint advertised");
+        assert_eq!(
+            (revoke.style, revoke.url.as_str()),
+            (RevokeStyle::Rfc7009, "https://as.example/revoke")
+        );
+        let public = token_client(&tool("none", json!({})));
+        assert_eq!(public.auth_method, TokenAuthMethod::None);
+        assert!(public.revoke.is_none());
+        assert_eq!(
+            token_client(&tool("client_secret_basic", json!({}))).auth_method,
+            TokenAuthMethod::ClientSecretBasic
+        );
+    }
 }

@@ -73,7 +73,7 @@ pub async fn seal_secret(
     crate::vault::keyring(state)
         .map_err(|_| super::internal())?
         .encrypt(
-            &crate::domain::context::provider_context(project_id, &super::secret_provider_name(tool_id)),
+            &crate::domain::context::tool_secret_context(project_id, tool_id),
             secret.as_bytes(),
         )
         .await

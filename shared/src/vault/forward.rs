@@ -7,9 +7,10 @@
 use http::{HeaderMap, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
+use super::open_tokens;
 use super::refresh::{self, needs_refresh, upstream_failure};
+use super::token_client::TokenClient;
 use super::upstream::UpstreamError;
-use super::{open_tokens, ResolvedProvider};
 use crate::domain::connection::Connection;
 use crate::error::VaultError;
 use crate::state::AppState;
@@ -56,7 +57,7 @@ impl From<ForwardError> for VaultError {
 /// and its `WWW-Authenticate`) is returned as it is. `label` names the upstream in the log.
 pub async fn send_with_held_token(
     state: &AppState,
-    provider: &ResolvedProvider,
+    client: &TokenClient,
     conn: Connection,
     now: i64,
     label: &str,
@@ -68,7 +69,7 @@ pub async fn send_with_held_token(
         .map_err(ForwardError::Send)?;
     let mut refreshed = false;
     if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
-        (conn, tokens) = refresh::refresh(state, provider, &conn, &tokens)
+        (conn, tokens) = refresh::refresh(state, client, &conn, &tokens)
             .await
             .map_err(ForwardError::Refresh)?;
         refreshed = true;
@@ -81,7 +82,7 @@ pub async fn send_with_held_token(
         if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
             // The upstream no longer accepts the token (revoked or expired early): refresh once.
             tracing::info!(upstream = %label, "forward: the upstream answered 401; refreshing");
-            (conn, tokens) = refresh::refresh(state, provider, &conn, &tokens)
+            (conn, tokens) = refresh::refresh(state, client, &conn, &tokens)
                 .await
                 .map_err(ForwardError::Refresh)?;
             refreshed = true;

@@ -8,6 +8,7 @@ pub mod path;
 pub mod providers;
 pub mod refresh;
 pub mod signin;
+pub mod token_client;
 pub mod upstream;
 
 use http::StatusCode;
@@ -25,6 +26,7 @@ use crate::store::keys::Key;
 use crate::store::projects::api_key_key;
 use crate::store::{FromItem, Item, StoreError};
 use providers::ProviderSpec;
+use token_client::TokenClient;
 use upstream::ClientCredentials;
 
 /// Longest user id (bytes).
@@ -177,6 +179,23 @@ pub struct ResolvedProvider {
     pub spec: ProviderSpec,
 }
 
+impl ResolvedProvider {
+    /// latchkey as this project's client at the provider's token endpoint.
+    pub fn token_client(&self) -> TokenClient {
+        TokenClient {
+            client_id: self.config.client_id.clone(),
+            sealed_secret: self.config.sealed_secret.clone(),
+            secret_context: provider_context(&self.config.project_id, &self.config.provider),
+            token_url: self.spec.token_url.clone(),
+            auth_method: self.spec.token_auth_method,
+            request_format: self.spec.token_request_format,
+            response_path: self.spec.token_response_path.clone(),
+            extra_params: self.spec.extra_token_params.clone(),
+            revoke: self.spec.revoke.clone(),
+        }
+    }
+}
+
 /// Resolve a provider item read in the caller's batch. Unknown names are 404, catalogue names
 /// without configuration 409 naming the CLI command.
 pub fn resolve_provider(
@@ -216,28 +235,25 @@ pub fn keyring(state: &AppState) -> Result<&Keyring, VaultError> {
     })
 }
 
-/// The client credentials of a resolved provider (decrypts the secret; cached data key after the
+/// latchkey's credentials at a token endpoint (opens the sealed secret; cached data key after the
 /// first call).
-pub async fn credentials(state: &AppState, p: &ResolvedProvider) -> Result<ClientCredentials, VaultError> {
-    if p.config.sealed_secret.is_empty() {
+pub async fn credentials(state: &AppState, client: &TokenClient) -> Result<ClientCredentials, VaultError> {
+    if client.sealed_secret.is_empty() {
         // A public client (no secret).
         return Ok(ClientCredentials {
-            client_id: p.config.client_id.clone(),
+            client_id: client.client_id.clone(),
             client_secret: String::new(),
         });
     }
     let secret = keyring(state)?
-        .decrypt(
-            &provider_context(&p.config.project_id, &p.config.provider),
-            &p.config.sealed_secret,
-        )
+        .decrypt(&client.secret_context, &client.sealed_secret)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "vault: opening a provider secret failed");
             internal()
         })?;
     Ok(ClientCredentials {
-        client_id: p.config.client_id.clone(),
+        client_id: client.client_id.clone(),
         client_secret: String::from_utf8(secret).map_err(|_| internal())?,
     })
 }
@@ -274,22 +290,21 @@ pub async fn open_tokens(state: &AppState, ctx: &EncryptionContext, sealed: &[u8
     serde_json::from_slice(&plain).map_err(|_| internal())
 }
 
-/// Revoke a connection's (or a tool's) tokens at the provider, where it documents how. Best
-/// effort: `true` when the provider confirmed; failures are logged (a provider outage must not keep
-/// anyone connected here).
-pub async fn revoke_upstream(state: &AppState, provider: &ResolvedProvider, conn: &Connection) -> bool {
-    if provider.spec.revoke.is_none() {
+/// Revoke a connection's (or a tool's) tokens where `client` says how. Best effort: `true` when the
+/// provider confirmed; failures are logged (a provider outage must not keep anyone connected here).
+pub async fn revoke_upstream(state: &AppState, client: &TokenClient, conn: &Connection) -> bool {
+    if client.revoke.is_none() {
         return false;
     }
     let (Ok(tokens), Ok(creds)) = (
         open_tokens(state, &conn.context(), &conn.sealed_tokens).await,
-        credentials(state, provider).await,
+        credentials(state, client).await,
     ) else {
         return false;
     };
     match upstream::revoke(
         &state.upstream,
-        &provider.spec,
+        client,
         &creds,
         &tokens.access_token,
         tokens.refresh_token.as_deref(),
@@ -299,7 +314,7 @@ pub async fn revoke_upstream(state: &AppState, provider: &ResolvedProvider, conn
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(provider = %provider.config.provider, error = %e, "revocation at the provider failed");
+            tracing::warn!(provider = %conn.provider, error = %e, "revocation at the provider failed");
             false
         }
     }
@@ -355,6 +370,32 @@ mod tests {
         assert_eq!(granted_scopes(Some("repo,user"), &req), vec!["repo", "user"]);
         assert_eq!(granted_scopes(None, &req), vec!["a"]);
         assert_eq!(granted_scopes(Some(""), &req), vec!["a"]);
+    }
+
+    #[test]
+    fn rfc6749_2_3_1_a_providers_token_client_is_its_spec_and_the_projects_client() {
+        let spec = providers::resolve(Some("github"), &serde_json::Map::new(), false).unwrap();
+        let p = ResolvedProvider {
+            config: ProviderConfig {
+                project_id: "prj_1".into(),
+                provider: "github".into(),
+                base: Some("github".into()),
+                overrides: serde_json::Map::new(),
+                client_id: "gh-client".into(),
+                sealed_secret: vec![9],
+                updated_at: 0,
+            },
+            spec: spec.clone(),
+        };
+        let c = p.token_client();
+        assert_eq!(c.client_id, "gh-client");
+        assert_eq!(c.sealed_secret, vec![9]);
+        assert_eq!(c.secret_context, provider_context("prj_1", "github"));
+        assert_eq!(c.token_url, spec.token_url);
+        assert_eq!(c.auth_method, spec.token_auth_method);
+        assert_eq!(c.request_format, spec.token_request_format);
+        assert_eq!(c.revoke, spec.revoke);
+        assert!(c.extra_params.is_empty());
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub struct ProviderSpec {
     pub account: Option<AccountSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RevokeSpec>,
-    /// Parameters added to every token request (a tool's RFC 8707 `resource`). Not in the catalogue.
+    /// Parameters added to every token request (`TokenClient::extra_params`). Not in the catalogue.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_token_params: BTreeMap<String, String>,
     #[serde(default)]

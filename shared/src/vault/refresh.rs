@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use super::token_client::TokenClient;
 use super::upstream::{self, UpstreamError};
-use super::{credentials, open_tokens, seal_tokens, store_error, ResolvedProvider, Tokens};
+use super::{credentials, open_tokens, seal_tokens, store_error, Tokens};
 use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::error::VaultError;
 use crate::state::AppState;
@@ -72,7 +73,7 @@ pub fn upstream_failure(e: &UpstreamError) -> VaultError {
 /// across every concurrent caller. Returns the connection as stored after the refresh.
 pub async fn refresh(
     state: &AppState,
-    provider: &ResolvedProvider,
+    client: &TokenClient,
     conn: &Connection,
     tokens: &Tokens,
 ) -> Result<(Connection, Tokens), VaultError> {
@@ -96,9 +97,9 @@ pub async fn refresh(
             .await
             .map_err(|e| store_error("claiming a refresh", e))?;
         if let Some(owner) = claimed {
-            let creds = credentials(state, provider).await?;
+            let creds = credentials(state, client).await?;
             let allow = state.config.allow_loopback_outbound;
-            let result = upstream::refresh(&state.upstream, &provider.spec, &creds, &refresh_token, allow).await;
+            let result = upstream::refresh(&state.upstream, client, &creds, &refresh_token, allow).await;
             let now = state.clock.now();
             return match result {
                 Ok(ts) => {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::providers::{ProviderSpec, RevokeStyle, TokenAuthMethod, TokenFormat};
+use super::token_client::TokenClient;
 use crate::net::{self, Refused};
 
 /// Time allowed for a token, revocation or account call.
@@ -146,25 +147,25 @@ fn parse_token_body(body: &[u8]) -> Option<Map<String, Value>> {
     )
 }
 
-/// POST to the token endpoint with client authentication as the provider wants it.
+/// POST to the token endpoint with client authentication as the client is registered.
 async fn token_request(
     http: &reqwest::Client,
-    spec: &ProviderSpec,
+    client: &TokenClient,
     creds: &ClientCredentials,
     params: &[(&str, &str)],
     allow_loopback: bool,
 ) -> Result<TokenSet, UpstreamError> {
-    let url = Url::parse(&spec.token_url).map_err(|_| UpstreamError::Unavailable("token_url is not a URL".into()))?;
+    let url = Url::parse(&client.token_url).map_err(|_| UpstreamError::Unavailable("token_url is not a URL".into()))?;
     precheck(&url, allow_loopback)?;
     let mut all: Vec<(&str, &str)> = params.to_vec();
     let mut req = http
         .post(url)
         .timeout(OAUTH_TIMEOUT)
         .header("accept", "application/json");
-    for (k, v) in &spec.extra_token_params {
+    for (k, v) in &client.extra_params {
         all.push((k, v));
     }
-    match spec.token_auth_method {
+    match client.auth_method {
         TokenAuthMethod::ClientSecretPost => {
             all.push(("client_id", &creds.client_id));
             all.push(("client_secret", &creds.client_secret));
@@ -174,7 +175,7 @@ async fn token_request(
         }
         TokenAuthMethod::None => all.push(("client_id", &creds.client_id)),
     }
-    req = match spec.token_request_format {
+    req = match client.request_format {
         TokenFormat::Form => req
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form_encode(&all)),
@@ -208,7 +209,7 @@ async fn token_request(
         return Err(UpstreamError::Rejected { status, code });
     }
     let root = Value::Object(doc.clone());
-    let holder = match &spec.token_response_path {
+    let holder = match &client.response_path {
         Some(p) => pluck(&root, p).and_then(Value::as_object).cloned().unwrap_or_default(),
         None => doc.clone(),
     };
@@ -239,10 +240,10 @@ async fn token_request(
     })
 }
 
-/// Exchange an authorization code.
+/// Exchange an authorization code (RFC 6749 §4.1.3; with PKCE, RFC 7636 §4.5).
 pub async fn exchange_code(
     http: &reqwest::Client,
-    spec: &ProviderSpec,
+    client: &TokenClient,
     creds: &ClientCredentials,
     code: &str,
     redirect_uri: &str,
@@ -257,20 +258,20 @@ pub async fn exchange_code(
     if let Some(v) = verifier {
         params.push(("code_verifier", v));
     }
-    token_request(http, spec, creds, &params, allow_loopback).await
+    token_request(http, client, creds, &params, allow_loopback).await
 }
 
-/// Refresh an access token.
+/// Refresh an access token (RFC 6749 §6).
 pub async fn refresh(
     http: &reqwest::Client,
-    spec: &ProviderSpec,
+    client: &TokenClient,
     creds: &ClientCredentials,
     refresh_token: &str,
     allow_loopback: bool,
 ) -> Result<TokenSet, UpstreamError> {
     token_request(
         http,
-        spec,
+        client,
         creds,
         &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
         allow_loopback,
@@ -327,17 +328,17 @@ pub async fn account(
     (field(&acct.id_field).map(clip), field(&acct.email_field).map(clip))
 }
 
-/// Revoke a connection at the provider, where it documents how. `Ok(true)` when the provider
-/// confirmed, `Ok(false)` when it has no revocation endpoint.
+/// Revoke tokens where the client says how (RFC 7009, or the provider's own way). `Ok(true)` when
+/// it confirmed, `Ok(false)` when there is no revocation endpoint.
 pub async fn revoke(
     http: &reqwest::Client,
-    spec: &ProviderSpec,
+    client: &TokenClient,
     creds: &ClientCredentials,
     access_token: &str,
     refresh_token: Option<&str>,
     allow_loopback: bool,
 ) -> Result<bool, UpstreamError> {
-    let Some(r) = &spec.revoke else {
+    let Some(r) = &client.revoke else {
         return Ok(false);
     };
     let raw_url = match r.style {
@@ -355,7 +356,7 @@ pub async fn revoke(
             let token = refresh_token.unwrap_or(access_token);
             let mut params = vec![("token", token)];
             let mut req = http.post(url);
-            match spec.token_auth_method {
+            match client.auth_method {
                 TokenAuthMethod::ClientSecretPost => {
                     params.push(("client_id", &creds.client_id));
                     params.push(("client_secret", &creds.client_secret));
@@ -363,7 +364,7 @@ pub async fn revoke(
                 TokenAuthMethod::ClientSecretBasic => req = req.header("authorization", basic(creds)),
                 TokenAuthMethod::None => params.push(("client_id", &creds.client_id)),
             }
-            match spec.token_request_format {
+            match client.request_format {
                 TokenFormat::Form => req
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(form_encode(&params)),
