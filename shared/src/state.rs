@@ -36,7 +36,7 @@ pub struct AppState {
     /// (`net::guarded_client`), loopback only when `allow_loopback_outbound`.
     pub upstream: Outbound,
     /// The login provider's discovery document, fetched once per container.
-    pub login_metadata: tokio::sync::OnceCell<crate::oauth::login::ProviderMetadata>,
+    pub login_metadata: tokio::sync::OnceCell<crate::domain::authz::ProviderMetadata>,
 }
 
 /// A startup failure (only these are `Err` to the Lambda runtime).

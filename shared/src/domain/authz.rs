@@ -1,5 +1,6 @@
 //! Browser-side authorization state: a validated authorization request waiting for sign-in and
-//! consent, a signed-in browser session, and an upstream sign-in in flight.
+//! consent, a signed-in browser session, an upstream sign-in in flight, and what we know of the
+//! upstream sign-in provider.
 
 /// How long a pending authorization request (and an upstream sign-in) lives, in seconds.
 pub const AUTHREQ_TTL: i64 = 600;
@@ -38,4 +39,13 @@ pub struct LoginState {
     /// SHA-256 of the `lk_login` cookie set on the browser that started the sign-in: the callback
     /// must come back to that browser.
     pub browser_hash: String,
+}
+
+/// The parts of the upstream sign-in provider's discovery document we use (OpenID Connect
+/// Discovery 1.0 §3), fetched once per process and kept in `AppState`.
+#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
 }

@@ -1,20 +1,12 @@
-//! End-user sign-in at an upstream OpenID Connect provider (`LATCHKEY_LOGIN_ISSUER`): discovery,
-//! the authorization code flow with PKCE, state and nonce, and ID token validation (OpenID Connect
-//! Core §3.1.3.7). The ID token comes straight from the provider's token endpoint over TLS, so its
-//! issuer is authenticated by TLS (§3.1.3.7 step 6) and its claims are checked here: `iss`, `aud`,
-//! `exp`, `nonce`.
+//! ID token validation for the end-user sign-in at an upstream OpenID Connect provider
+//! (`LATCHKEY_LOGIN_ISSUER`; OpenID Connect Core §3.1.3.7). Pure: the flow around it (discovery, the
+//! authorization code flow with PKCE, state and nonce) is `authz::signin::upstream`. The ID token
+//! comes straight from the provider's token endpoint over TLS, so its issuer is authenticated by TLS
+//! (§3.1.3.7 step 6) and its claims are checked here: `iss`, `aud`, `exp`, `nonce`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
-
-/// The parts of the provider's discovery document we use.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct ProviderMetadata {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-}
 
 /// Who signed in.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -118,34 +118,29 @@ impl TestApp {
         )
     }
 
-    /// What the authorize endpoint stores when a user approves: a grant and its code.
+    /// What the authorize endpoint stores when a user approves: a grant and its code, written by
+    /// the same code issuer authorize and consent use.
     pub async fn seed_code(&self, client_id: &str, scope: &str) -> (String, String) {
-        use latchkey::domain::grant::{self, CodeRecord, Grant};
+        use latchkey::domain::authz::{AuthRequest, Session};
         let state = &self.server.state;
-        let now = state.clock.now();
-        let grant_id = latchkey::crypto::secret::random_token("", 16);
-        let grant = Grant {
-            grant_id: grant_id.clone(),
+        let request = AuthRequest {
+            id: "seeded".into(),
             client_id: client_id.to_string(),
-            sub: "user-1".into(),
-            username: "alice@example.com".into(),
+            client_name: None,
+            redirect_uri: "http://127.0.0.1:7777/callback".into(),
+            state: "seeded".into(),
+            code_challenge: CHALLENGE.into(),
             resource: RESOURCE.into(),
             scope: scope.into(),
-            created_at: now,
         };
-        let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
-        let record = CodeRecord {
-            redirect_uri: "http://127.0.0.1:7777/callback".into(),
-            code_challenge: CHALLENGE.into(),
-            expires_at: now + state.config.code_ttl,
-            used: false,
+        let session = Session {
+            sub: "user-1".into(),
+            username: "alice@example.com".into(),
         };
-        state
-            .store
-            .put_grant_with_code(&grant, &code, &record, now + 3600)
+        let issued = latchkey::authz::code::issue(state, &request, &session, state.clock.now())
             .await
             .unwrap();
-        (grant_id, code)
+        (issued.grant_id, issued.code)
     }
 
     /// POST a form to an endpoint, optionally with Basic credentials.

@@ -9,9 +9,9 @@ use subtle::ConstantTimeEq;
 
 use super::{SignInError, SignedIn};
 use crate::crypto::secret;
-use crate::domain::authz::{LoginState, Session};
+use crate::domain::authz::{LoginState, ProviderMetadata, Session};
 use crate::domain::context::login_context;
-use crate::oauth::login::{validate_id_token, ProviderMetadata};
+use crate::oauth::login::validate_id_token;
 use crate::oauth::pkce;
 use crate::state::AppState;
 use crate::vault::signin::{self as vault_signin, SignInTokens};
