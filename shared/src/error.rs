@@ -100,6 +100,14 @@ impl OAuthError {
         Self::new(OAuthErrorCode::ServerError, "the server could not complete the request")
     }
 
+    /// A 503 `temporarily_unavailable` (RFC 6749 §4.1.2.1): the store stayed busy; retry.
+    pub fn busy() -> Self {
+        Self::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the server is busy; retry the request",
+        )
+    }
+
     pub fn response(&self) -> Response<Body> {
         let body = json!({"error": self.code.as_str(), "error_description": self.description});
         let mut res = response::json(self.status, &body);
@@ -128,6 +136,24 @@ impl VaultError {
             code,
             message: message.into(),
         }
+    }
+
+    /// A 500 with a generic message; log the cause before calling this.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server could not complete the request",
+        )
+    }
+
+    /// A 503: the store stayed busy; retry.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the store is busy; retry shortly",
+        )
     }
 
     /// The JSON error, marked `X-Latchkey-Error: 1` so a client can tell latchkey's own errors from
@@ -161,6 +187,19 @@ pub enum ToolError {
 }
 
 impl ToolError {
+    /// A 500 `{"detail": "Internal server error"}`; log the cause before calling this.
+    pub fn internal() -> Self {
+        ToolError::Status(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into())
+    }
+
+    /// A 503: the store stayed busy; retry.
+    pub fn busy() -> Self {
+        ToolError::Status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store is busy; retry shortly".into(),
+        )
+    }
+
     pub fn response(&self) -> Response<Body> {
         let mut res = match self {
             ToolError::Validation(errors) => {

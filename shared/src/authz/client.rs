@@ -7,7 +7,7 @@ use crate::domain::client::ClientRecord;
 use crate::error::OAuthError;
 use crate::oauth::{cimd, scope};
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{Context, StoreError};
 
 /// Why no client could be used.
 #[derive(Debug)]
@@ -76,9 +76,10 @@ pub async fn registered_scope(
     if !scope::names_beyond_base(&requested, base) {
         return Ok(Some(requested));
     }
-    let declared = state.store.declared_scopes(now).await.map_err(|e| {
-        tracing::error!(error = %e, "register: loading the declared scopes failed");
-        OAuthError::server_error()
-    })?;
+    let declared = state
+        .store
+        .declared_scopes(now)
+        .await
+        .context("register: loading the declared scopes")?;
     Ok(scope::registrable(&requested, base, &declared))
 }

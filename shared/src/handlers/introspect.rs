@@ -14,7 +14,7 @@ use crate::http::{request, response};
 use crate::state::AppState;
 use crate::store::grants;
 use crate::store::resource_servers::rs_key;
-use crate::store::FromItem;
+use crate::store::{Context, FromItem};
 
 const METHODS: &str = "POST";
 
@@ -53,10 +53,7 @@ async fn introspect(state: &AppState, req: &Request) -> Result<Response<Body>, O
             now,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "introspect: loading failed");
-            OAuthError::server_error()
-        })?
+        .context("introspect: loading")?
         .into_iter();
     let rs = found
         .next()

@@ -31,8 +31,16 @@ use crate::oauth::authorize::ClientRedirect;
 use crate::state::AppState;
 use crate::store::StoreError;
 
-/// A store failure on a browser page: 500 with a generic page; the cause goes to the log.
+/// A store failure on a browser page: 503 when the store stayed busy, else 500, with a generic page;
+/// the cause goes to the log.
 fn server_error(context: &str, e: StoreError) -> Response<Body> {
+    if matches!(e, StoreError::Busy) {
+        tracing::warn!("{context}: the store stayed busy");
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Please try again in a moment.",
+        );
+    }
     tracing::error!(error = %e, "{context}");
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,6 +12,7 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
 use crate::oauth::client::validate_registration;
 use crate::state::AppState;
+use crate::store::Context;
 
 const METHODS: &str = "POST, OPTIONS";
 
@@ -43,10 +44,11 @@ async fn register(state: &AppState, req: &Request) -> Result<Response<Body>, OAu
         created_at: now,
         fresh_until: None,
     };
-    state.store.put_client(&record).await.map_err(|e| {
-        tracing::error!(error = %e, "register: storing the client failed");
-        OAuthError::server_error()
-    })?;
+    state
+        .store
+        .put_client(&record)
+        .await
+        .context("register: storing the client")?;
     tracing::info!(client_id = %client_id, confidential = client_secret.is_some(), "client registered");
     let mut out = record.metadata.to_json();
     out.insert("client_id".into(), client_id.into());

@@ -11,7 +11,7 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
 use crate::oauth::client_auth;
 use crate::state::AppState;
-use crate::store::{grants, keys, FromItem, StoreError};
+use crate::store::{grants, keys, Context, FromItem};
 
 const METHODS: &str = "POST, OPTIONS";
 
@@ -21,11 +21,6 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     }
     let res = revoke(state, &req).await.unwrap_or_else(|e| e.response());
     response::cors(res, METHODS)
-}
-
-fn internal(e: StoreError) -> OAuthError {
-    tracing::error!(error = %e, "revoke failed");
-    OAuthError::server_error()
 }
 
 async fn revoke(state: &AppState, req: &Request) -> Result<Response<Body>, OAuthError> {
@@ -48,7 +43,7 @@ async fn revoke(state: &AppState, req: &Request) -> Result<Response<Body>, OAuth
         .store
         .get_many(&[keys::client(&client.client_id), token_key.clone()], now)
         .await
-        .map_err(internal)?
+        .context("revoke")?
         .into_iter();
     let record = found
         .next()
@@ -56,15 +51,15 @@ async fn revoke(state: &AppState, req: &Request) -> Result<Response<Body>, OAuth
         .as_ref()
         .map(ClientRecord::from_item)
         .transpose()
-        .map_err(internal)?;
+        .context("revoke")?;
     client_auth::authenticate(&client, record.as_ref())?;
     let token_item = found.next().flatten();
     if let (Some(grant_id), Some(item)) = (grant_id, token_item) {
         if item.s("client_id") == Some(client.client_id.as_str()) {
             if is_refresh {
-                state.store.revoke_grant(grant_id, now).await.map_err(internal)?;
+                state.store.revoke_grant(grant_id, now).await.context("revoke")?;
             } else {
-                state.store.delete(&token_key).await.map_err(internal)?;
+                state.store.delete(&token_key).await.context("revoke")?;
             }
             tracing::info!(grant_id = %grant_id, refresh = is_refresh, "token revoked");
         }

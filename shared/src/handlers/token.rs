@@ -16,7 +16,7 @@ use crate::oauth::pkce;
 use crate::oauth::token::{check_code, check_refresh, CodeDecision, RefreshDecision};
 use crate::state::AppState;
 use crate::store::grants::{self, WriteRefused};
-use crate::store::{keys, FromItem, Item, StoreError};
+use crate::store::{keys, Context, FromItem, Item};
 
 const METHODS: &str = "POST, OPTIONS";
 
@@ -34,18 +34,6 @@ fn invalid_request(msg: impl Into<String>) -> OAuthError {
 
 fn invalid_grant(msg: &str) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidGrant, msg)
-}
-
-fn internal(context: &str, e: StoreError) -> OAuthError {
-    if matches!(e, StoreError::Busy) {
-        tracing::warn!("token: {context}: transaction conflicts persisted");
-        return OAuthError::new(
-            OAuthErrorCode::TemporarilyUnavailable,
-            "the server is busy; retry the request",
-        );
-    }
-    tracing::error!(error = %e, "token: {context}");
-    OAuthError::server_error()
 }
 
 /// The `resource` parameter in canonical form (RFC 8707 §2), so `https://x.example/` and
@@ -88,14 +76,14 @@ async fn load(
             now,
         )
         .await
-        .map_err(|e| internal("loading", e))?
+        .context("token: loading")?
         .into_iter();
     let client_item = found.next().flatten();
     let record = client_item
         .as_ref()
         .map(ClientRecord::from_item)
         .transpose()
-        .map_err(|e| internal("client record", e))?;
+        .context("token: client record")?;
     client_auth::authenticate(client, record.as_ref())?;
     let record = record.ok_or_else(OAuthError::server_error)?;
     Ok((record, found.next().flatten(), found.next().flatten()))
@@ -106,7 +94,9 @@ fn active_grant(item: Option<Item>) -> Result<Grant, OAuthError> {
     if item.status() != Some(GrantStatus::Active) {
         return Err(invalid_grant("the grant is invalid, expired or revoked"));
     }
-    Grant::from_item(&item).map_err(|e| internal("grant record", e))
+    Grant::from_item(&item)
+        .context("token: grant record")
+        .map_err(Into::into)
 }
 
 async fn authorization_code(
@@ -160,7 +150,7 @@ async fn authorization_code(
         .store
         .redeem_code(grant_id, code, &issue, now)
         .await
-        .map_err(|e| internal("redeem", e))?
+        .context("token: redeem")?
     {
         Ok(()) => Ok(token_response(state, &issue)),
         Err(WriteRefused::Consumed) => replay_revoke(state, grant_id, now, "authorization code replayed").await,
@@ -193,7 +183,7 @@ async fn refresh(
     let (Some(grant_id), Some(rt_item)) = (grant_id, rt_item) else {
         return Err(invalid_grant("the refresh token is invalid, expired or revoked"));
     };
-    let rt = TokenRecord::from_item(&rt_item).map_err(|e| internal("refresh record", e))?;
+    let rt = TokenRecord::from_item(&rt_item).context("token: refresh record")?;
     let grace = state.config.refresh_grace_seconds;
     let decision = check_refresh(
         &record.client_id,
@@ -218,7 +208,7 @@ async fn refresh(
         .store
         .rotate_refresh(grant_id, token, &issue, now, cutoff)
         .await
-        .map_err(|e| internal("rotate", e))?
+        .context("token: rotate")?
     {
         Ok(()) => Ok(token_response(state, &issue)),
         Err(WriteRefused::Consumed) => replay_revoke(state, grant_id, now, "rotated refresh token reused").await,
@@ -229,11 +219,7 @@ async fn refresh(
 /// A replayed code or reused refresh token: revoke the grant and every token from it.
 async fn replay_revoke(state: &AppState, grant_id: &str, now: i64, why: &str) -> Result<Response<Body>, OAuthError> {
     tracing::warn!(grant_id = %grant_id, "{why}: revoking the grant");
-    state
-        .store
-        .revoke_grant(grant_id, now)
-        .await
-        .map_err(|e| internal("revoke", e))?;
+    state.store.revoke_grant(grant_id, now).await.context("token: revoke")?;
     Err(invalid_grant("the grant is invalid, expired or revoked"))
 }
 

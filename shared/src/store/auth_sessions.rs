@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use super::item::FromItem;
 use super::keys::Key;
-use super::{build_err, is_condition_failed, n, put_new_item, s, Item, Store, StoreError, TTL_ATTR};
+use super::{build_err, is_condition_failed, n, put_new_item, s, Item, Store, StoreError, Transaction, TTL_ATTR};
 use crate::crypto::secret;
 use crate::domain::auth_session::{SessionStatus, VaultSession, VaultState, SESSION_RETENTION};
 use crate::domain::connection::Connection;
@@ -95,17 +95,17 @@ impl FromItem for VaultState {
     }
 }
 
+/// Why completing a session was refused: it is no longer pending (completed, failed or expired).
+#[derive(Clone, Copy, Debug)]
+struct NotPending;
+
 impl Store {
     /// Write a new session and its state in one transaction.
     pub async fn put_session(&self, session: &VaultSession, state: &str, st: &VaultState) -> Result<(), StoreError> {
-        let items = vec![
-            put_new_item(self, session_item(session))?,
-            put_new_item(self, state_item(st, state))?,
-        ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::ConditionFailed),
-        }
+        let tx = Transaction::new()
+            .item(put_new_item(self, session_item(session))?)
+            .item(put_new_item(self, state_item(st, state))?);
+        self.transact_all(tx).await
     }
 
     /// Consume a session's state (single use; `None` if unknown, used or expired).
@@ -157,11 +157,13 @@ impl Store {
             .expression_attribute_values(":now", n(now))
             .build()
             .map_err(build_err)?;
-        let items = vec![
-            TransactWriteItem::builder().update(upsert).build(),
-            TransactWriteItem::builder().update(session).build(),
-        ];
-        Ok(self.transact(items).await?.is_ok())
+        let tx = Transaction::new()
+            .item(TransactWriteItem::builder().update(upsert).build())
+            .guard(TransactWriteItem::builder().update(session).build(), NotPending);
+        match self.transact(tx).await? {
+            Ok(()) => Ok(true),
+            Err(NotPending) => Ok(false),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::item::FromItem;
 use super::keys::Key;
-use super::{build_err, is_condition_failed, n, s, Item, Store, StoreError};
+use super::{build_err, is_condition_failed, n, s, Item, Store, StoreError, Transaction};
 use crate::crypto::secret;
 use crate::domain::connection::{Connection, ConnectionStatus};
 
@@ -177,13 +177,10 @@ impl Store {
 
     /// Store (or replace) a connection outside a session (sign-in tokens kept as a connection).
     pub async fn put_connection(&self, conn: &Connection, now: i64) -> Result<(), StoreError> {
-        let items = vec![TransactWriteItem::builder()
+        let upsert = TransactWriteItem::builder()
             .update(self.connection_upsert(conn, now)?)
-            .build()];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::ConditionFailed),
-        }
+            .build();
+        self.transact_all(Transaction::new().item(upsert)).await
     }
 
     /// A connection (or tool tokens) by its key.

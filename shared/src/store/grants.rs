@@ -8,14 +8,17 @@
 //! | authorization code | `GRANT#<grant_id>` | `CODE#<sha256(code)>` |
 //! | access token | `GRANT#<grant_id>` | `AT#<sha256(token)>` |
 //! | refresh token | `GRANT#<grant_id>` | `RT#<sha256(token)>` |
+//!
+//! A code redemption or a refresh is one transaction ([`WriteRefused`] names which condition failed):
+//! consume the code (mark it used) or rotate the refresh token, check the grant is active and slide
+//! its expiry, put the new tokens. Revoking a grant marks it `revoked` first, so no later transaction
+//! can issue from it, then deletes its codes and tokens.
 
-use aws_sdk_dynamodb::types::{CancellationReason, DeleteRequest, TransactWriteItem, Update, WriteRequest};
-
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, Update, WriteRequest};
 
 use super::item::{FromItem, Item};
 use super::keys::{self, Key};
-use super::{Store, StoreError, TTL_ATTR};
+use super::{build_err, n, put_new_item, s, Store, StoreError, Transaction, TTL_ATTR};
 use crate::crypto::secret;
 use crate::domain::grant::{CodeRecord, Grant, GrantStatus, Issue, TokenRecord, TokenStatus};
 
@@ -102,16 +105,14 @@ impl FromItem for TokenRecord {
     }
 }
 
-/// Why a conditional token write did not happen.
-#[derive(Debug, PartialEq, Eq)]
+/// Why a conditional token write did not happen (the typed refusal of its transaction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteRefused {
     /// The code or refresh token was already consumed (and not within the grace window).
     Consumed,
     /// The grant was revoked.
     GrantRevoked,
 }
-
-use super::{build_err, n, put_new_item as put_item, s};
 
 /// The grant must be active; its expiry slides to outlive the newest refresh token.
 fn grant_active_touch(store: &Store, grant_id: &str, grant_ttl: i64) -> Result<TransactWriteItem, StoreError> {
@@ -127,14 +128,6 @@ fn grant_active_touch(store: &Store, grant_id: &str, grant_ttl: i64) -> Result<T
         .build()
         .map_err(build_err)?;
     Ok(TransactWriteItem::builder().update(update).build())
-}
-
-fn reason_failed(reasons: &[CancellationReason], index: usize) -> bool {
-    reasons
-        .get(index)
-        .and_then(|r| r.code())
-        .map(|c| c == "ConditionalCheckFailed")
-        .unwrap_or(false)
 }
 
 impl Store {
@@ -153,19 +146,10 @@ impl Store {
             .set_s("used", "false")
             .set_n("exp", record.expires_at)
             .set_n(TTL_ATTR, record.expires_at);
-        self.client()
-            .transact_write_items()
-            .transact_items(put_item(self, grant_item(grant, grant_ttl))?)
-            .transact_items(put_item(self, code_item)?)
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::Service(format!(
-                    "TransactWriteItems: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                ))
-            })?;
-        Ok(())
+        let tx = Transaction::new()
+            .item(put_new_item(self, grant_item(grant, grant_ttl))?)
+            .item(put_new_item(self, code_item)?);
+        self.transact_all(tx).await
     }
 
     /// Consume a code and issue tokens, atomically: the code must be unused, the grant active.
@@ -191,8 +175,8 @@ impl Store {
             .expression_attribute_values(":keep", n(issue.access.expires_at.max(now + 60)))
             .build()
             .map_err(build_err)?;
-        let items = vec![TransactWriteItem::builder().update(consume).build()];
-        self.write_issue(grant_id, items, issue).await
+        let consume = TransactWriteItem::builder().update(consume).build();
+        self.write_issue(grant_id, consume, issue).await
     }
 
     /// Rotate a refresh token and issue new tokens, atomically. The presented token must be active,
@@ -221,69 +205,38 @@ impl Store {
                 .expression_attribute_values(":cutoff", n(cutoff)),
             None => rotate.condition_expression("#ttl > :now AND #status = :active"),
         };
-        let items = vec![TransactWriteItem::builder()
+        let rotate = TransactWriteItem::builder()
             .update(rotate.build().map_err(build_err)?)
-            .build()];
-        self.write_issue(grant_id, items, issue).await
+            .build();
+        self.write_issue(grant_id, rotate, issue).await
     }
 
+    /// Consume the presented code or refresh token (`consume`), check the grant is active and slide
+    /// its expiry, and put the new tokens, in one transaction (retried on conflicts: two tabs
+    /// refreshing, a replayed code).
     async fn write_issue(
         &self,
         grant_id: &str,
-        mut items: Vec<TransactWriteItem>,
+        consume: TransactWriteItem,
         issue: &Issue,
     ) -> Result<Result<(), WriteRefused>, StoreError> {
-        items.push(grant_active_touch(self, grant_id, issue.grant_ttl)?);
-        items.push(put_item(
-            self,
-            token_item(
-                &issue.access,
-                &access_key(grant_id, &issue.access_token),
-                "access_token",
-            ),
-        )?);
+        let access = token_item(
+            &issue.access,
+            &access_key(grant_id, &issue.access_token),
+            "access_token",
+        );
+        let mut tx = Transaction::new()
+            .guard(consume, WriteRefused::Consumed)
+            .guard(
+                grant_active_touch(self, grant_id, issue.grant_ttl)?,
+                WriteRefused::GrantRevoked,
+            )
+            .item(put_new_item(self, access)?);
         if let (Some(t), Some(r)) = (&issue.refresh_token, &issue.refresh) {
-            items.push(put_item(
-                self,
-                token_item(r, &refresh_key(grant_id, t), "refresh_token"),
-            )?);
+            let refresh = token_item(r, &refresh_key(grant_id, t), "refresh_token");
+            tx = tx.item(put_new_item(self, refresh)?);
         }
-        // Concurrent requests on one grant (two tabs refreshing, a replayed code) make DynamoDB cancel
-        // transactions with `TransactionConflict`; the SDK does not retry those, so we do.
-        for attempt in 0..4u32 {
-            let res = self
-                .client()
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let e = match res {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) => e,
-            };
-            if let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
-                let reasons = c.cancellation_reasons();
-                if reason_failed(reasons, 0) {
-                    return Ok(Err(WriteRefused::Consumed));
-                }
-                if reason_failed(reasons, 1) {
-                    return Ok(Err(WriteRefused::GrantRevoked));
-                }
-                if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-                    if attempt < 3 {
-                        let jitter = u64::from(rand::random::<u8>() % 20);
-                        tokio::time::sleep(std::time::Duration::from_millis(10 * (1 << attempt) + jitter)).await;
-                        continue;
-                    }
-                    return Err(StoreError::Busy);
-                }
-            }
-            return Err(StoreError::Service(format!(
-                "TransactWriteItems: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )));
-        }
-        Err(StoreError::Busy)
+        self.transact(tx).await
     }
 
     /// Every live grant with its status, optionally only one user's. A scan: admin commands only.

@@ -8,6 +8,7 @@ pub mod auth_sessions;
 pub mod authz;
 pub mod clients;
 pub mod connections;
+pub mod error;
 pub mod grants;
 pub mod item;
 pub mod keys;
@@ -16,35 +17,20 @@ pub mod providers;
 pub mod resource_servers;
 pub mod table;
 pub mod tools;
+pub mod transact;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
+pub use error::{Context, StoreError};
 pub use item::{FromItem, Item};
+pub use transact::Transaction;
 
 /// Name of the TTL attribute (epoch seconds), enabled on the table.
 pub const TTL_ATTR: &str = "ttl";
-
-/// Why a store call failed. `Service` carries the SDK detail for the log, never for the wire.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A conditional write's condition was false (the item exists, was consumed, or changed).
-    #[error("conditional check failed")]
-    ConditionFailed,
-    /// A transaction kept conflicting with concurrent ones on the same items (retried; answer 503).
-    #[error("transaction conflict persisted after retries")]
-    Busy,
-    /// DynamoDB (or the emulator) failed.
-    #[error("dynamodb: {0}")]
-    Service(String),
-    /// A stored item did not have the shape we wrote.
-    #[error("stored item is malformed: {0}")]
-    Malformed(String),
-}
 
 fn service_error<E, R>(op: &str, e: SdkError<E, R>) -> StoreError
 where
@@ -91,13 +77,6 @@ where
         .and_then(|s| s.code())
         .map(|c| c == "ConditionalCheckFailedException")
         .unwrap_or(false)
-}
-
-/// Why a vault transaction was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// The condition of the item at this index failed.
-    Condition(usize),
 }
 
 /// The repository: a DynamoDB client, the table name, and this process's cache of the scopes
@@ -285,37 +264,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Run a transaction; `Ok(Err(Refused::Condition(i)))` when item `i`'s condition failed.
-    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Refused>, StoreError> {
-        for attempt in 0..4u32 {
-            let e = match self
-                .client()
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) => e,
-            };
-            if let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
-                let reasons = c.cancellation_reasons();
-                if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
-                    return Ok(Err(Refused::Condition(i)));
-                }
-                if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) && attempt < 3 {
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
-                    continue;
-                }
-            }
-            return Err(StoreError::Service(format!(
-                "TransactWriteItems: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )));
-        }
-        Err(StoreError::Busy)
     }
 
     /// Read several items of one table in one round trip (BatchGetItem, strongly consistent).

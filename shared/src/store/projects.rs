@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
 use super::item::FromItem;
 use super::keys::Key;
-use super::{build_err, put_new_item, Item, Store, StoreError};
+use super::{build_err, put_new_item, Item, Store, StoreError, Transaction};
 use crate::crypto::secret;
 use crate::domain::project::{new_api_key, new_project_id, ApiKeyRecord};
 
@@ -51,6 +51,10 @@ impl FromItem for ApiKeyRecord {
     }
 }
 
+/// Why a new API key was refused: its project does not exist.
+#[derive(Clone, Copy, Debug)]
+struct NoSuchProject;
+
 impl Store {
     /// Create a project with its first API key. Returns (project_id, key_id, api_key); the key is
     /// shown once and only its SHA-256 is stored.
@@ -61,12 +65,11 @@ impl Store {
             .set_s("name", name)
             .set_n("created_at", now);
         let (key_id, key) = new_api_key(&project_id);
-        let mut items = vec![put_new_item(self, project)?];
-        items.extend(self.api_key_items(&project_id, &key_id, &key, now)?);
-        match self.transact(items).await? {
-            Ok(()) => Ok((project_id, key_id, key)),
-            Err(_) => Err(StoreError::ConditionFailed),
-        }
+        let tx = Transaction::new()
+            .item(put_new_item(self, project)?)
+            .items(self.api_key_items(&project_id, &key_id, &key, now)?);
+        self.transact_all(tx).await?;
+        Ok((project_id, key_id, key))
     }
 
     fn api_key_items(
@@ -98,11 +101,15 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(build_err)?;
-        let mut items = vec![TransactWriteItem::builder().condition_check(check).build()];
-        items.extend(self.api_key_items(project_id, &key_id, &key, now)?);
-        match self.transact(items).await? {
+        let tx = Transaction::new()
+            .guard(
+                TransactWriteItem::builder().condition_check(check).build(),
+                NoSuchProject,
+            )
+            .items(self.api_key_items(project_id, &key_id, &key, now)?);
+        match self.transact(tx).await? {
             Ok(()) => Ok((key_id, key)),
-            Err(_) => Err(StoreError::ConditionFailed),
+            Err(NoSuchProject) => Err(StoreError::ConditionFailed),
         }
     }
 

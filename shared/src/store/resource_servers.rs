@@ -13,15 +13,13 @@
 //! authorize needs a single GetItem, and registration learns every declared scope from one GetItem
 //! (cached per process for [`DECLARED_SCOPES_TTL`] seconds). No TTL.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 
 use super::item::{FromItem, Item};
 use super::keys::Key;
-use super::{Store, StoreError};
+use super::{build_err, put_new_item, Store, StoreError, Transaction};
 use crate::crypto::secret;
 use crate::domain::resource::{plausible_id, Resource, ResourceServerRecord, RS_ID_PREFIX, RS_SECRET_PREFIX};
 
@@ -139,23 +137,13 @@ impl FromItem for ResourceServerRecord {
     }
 }
 
-fn build_err(e: impl fmt::Display) -> StoreError {
-    StoreError::Service(format!("building request: {e}"))
-}
-
-fn transact_err(e: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>) -> StoreError {
-    if let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
-        if c.cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-        {
-            return StoreError::ConditionFailed;
-        }
-    }
-    StoreError::Service(format!(
-        "TransactWriteItems: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-    ))
+/// Why a resource-server transaction was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refused {
+    /// The resource URL is already registered (its lookup item exists).
+    ResourceTaken,
+    /// The resource server was deleted meanwhile (or its lookup item names another one).
+    Gone,
 }
 
 impl Store {
@@ -216,25 +204,16 @@ impl Store {
             scopes: scopes.to_vec(),
             created_at: now,
         };
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(self.table())
-                .set_item(Some(item.into_map()))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(build_err)?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        self.client()
-            .transact_write_items()
-            .transact_items(put(record_item(&record))?)
-            .transact_items(put(lookup_item(&record))?)
-            .transact_items(self.declared_entry(&record.rs_id, Some(&record.scopes))?)
-            .send()
-            .await
-            .map_err(transact_err)?;
+        let tx = Transaction::new()
+            .item(put_new_item(self, record_item(&record))?)
+            .guard(put_new_item(self, lookup_item(&record))?, Refused::ResourceTaken)
+            .item(self.declared_entry(&record.rs_id, Some(&record.scopes))?);
+        let res = self.transact(tx).await;
         self.declared.clear();
-        Ok((record, secret_value))
+        match res? {
+            Ok(()) => Ok((record, secret_value)),
+            Err(Refused::ResourceTaken | Refused::Gone) => Err(StoreError::ConditionFailed),
+        }
     }
 
     /// Replace a resource server's declared scopes in place (same id, secret and resource): the
@@ -266,22 +245,15 @@ impl Store {
                 .map_err(build_err)?;
             Ok(TransactWriteItem::builder().update(update).build())
         };
-        let lookup_key = lookup_key(&record);
-        let res = self
-            .client()
-            .transact_write_items()
-            .transact_items(set(rs_key(&record.rs_id))?)
-            .transact_items(set(lookup_key)?)
-            .transact_items(self.declared_entry(&record.rs_id, Some(scopes))?)
-            .send()
-            .await
-            .map_err(transact_err);
+        let tx = Transaction::new()
+            .guard(set(rs_key(&record.rs_id))?, Refused::Gone)
+            .guard(set(lookup_key(&record))?, Refused::Gone)
+            .item(self.declared_entry(&record.rs_id, Some(scopes))?);
+        let res = self.transact(tx).await;
         self.declared.clear();
-        match res {
-            Ok(_) => Ok(Some(record)),
-            // Deleted concurrently.
-            Err(StoreError::ConditionFailed) => Ok(None),
-            Err(e) => Err(e),
+        match res? {
+            Ok(()) => Ok(Some(record)),
+            Err(Refused::Gone | Refused::ResourceTaken) => Ok(None),
         }
     }
 
@@ -346,21 +318,21 @@ impl Store {
             .expression_attribute_values(":id", AttributeValue::S(record.rs_id.clone()))
             .build()
             .map_err(build_err)?;
-        let res = self
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete_record).build())
-            .transact_items(TransactWriteItem::builder().delete(delete_lookup).build())
-            .transact_items(self.declared_entry(&record.rs_id, None)?)
-            .send()
-            .await
-            .map_err(transact_err);
+        let tx = Transaction::new()
+            .guard(
+                TransactWriteItem::builder().delete(delete_record).build(),
+                Refused::Gone,
+            )
+            .guard(
+                TransactWriteItem::builder().delete(delete_lookup).build(),
+                Refused::Gone,
+            )
+            .item(self.declared_entry(&record.rs_id, None)?);
+        let res = self.transact(tx).await;
         self.declared.clear();
-        match res {
-            Ok(_) => Ok(true),
-            // Deleted concurrently.
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
+        match res? {
+            Ok(()) => Ok(true),
+            Err(Refused::Gone | Refused::ResourceTaken) => Ok(false),
         }
     }
 }

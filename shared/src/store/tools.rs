@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use super::connections::tool_tokens_key;
 use super::item::FromItem;
 use super::keys::Key;
-use super::{build_err, s, Item, Store, StoreError, TTL_ATTR};
+use super::{build_err, s, Item, Store, StoreError, Transaction, TTL_ATTR};
 use crate::crypto::secret;
 use crate::domain::tool::{ToolClient, ToolRecord, ToolState};
 
@@ -157,6 +157,10 @@ impl FromItem for ToolRecord {
     }
 }
 
+/// Why a tool's migration was refused: another request changed its authorization server first.
+#[derive(Clone, Copy, Debug)]
+struct Moved;
+
 impl Store {
     pub async fn put_tool(&self, tool: &ToolRecord, now: i64) -> Result<(), StoreError> {
         self.put_new(tool_item(tool), now).await
@@ -271,32 +275,12 @@ impl Store {
             .set_key(Some(tool_tokens_key(&tool.tool_id).to_map()))
             .build()
             .map_err(build_err)?;
-        let res = self
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
-                    e.as_service_error()
-                {
-                    let reasons = c.cancellation_reasons();
-                    if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
-                        return Ok(false);
-                    }
-                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-                        return Err(StoreError::Busy);
-                    }
-                }
-                Err(StoreError::Service(format!(
-                    "TransactWriteItems: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                )))
-            }
+        let tx = Transaction::new()
+            .guard(TransactWriteItem::builder().put(put).build(), Moved)
+            .item(TransactWriteItem::builder().delete(delete).build());
+        match self.transact(tx).await? {
+            Ok(()) => Ok(true),
+            Err(Moved) => Ok(false),
         }
     }
 

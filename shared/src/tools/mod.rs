@@ -53,15 +53,12 @@ pub fn detail(status: StatusCode, text: impl Into<String>) -> ToolError {
 }
 
 pub fn internal() -> ToolError {
-    detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    ToolError::internal()
 }
 
+/// A store failure as a tool error, naming the step for the log (`From<StoreError>`: 503 when busy).
 pub fn store_error(what: &str, e: StoreError) -> ToolError {
-    tracing::error!(error = %e, "tools: {what}");
-    match e {
-        StoreError::Busy => detail(StatusCode::SERVICE_UNAVAILABLE, "The store is busy; retry shortly"),
-        _ => internal(),
-    }
+    e.context(&format!("tools: {what}")).into()
 }
 
 pub fn not_found() -> ToolError {

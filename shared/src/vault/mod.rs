@@ -32,25 +32,13 @@ use upstream::ClientCredentials;
 /// Longest user id (bytes).
 pub const MAX_USER_ID: usize = 256;
 
-/// A store failure as a vault error (the cause goes to the log).
+/// A store failure as a vault error, naming the step for the log (`From<StoreError>`: 503 when busy).
 pub fn store_error(what: &str, e: StoreError) -> VaultError {
-    tracing::error!(error = %e, "vault: {what}");
-    match e {
-        StoreError::Busy => VaultError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the store is busy; retry shortly",
-        ),
-        _ => internal(),
-    }
+    e.context(&format!("vault: {what}")).into()
 }
 
 pub fn internal() -> VaultError {
-    VaultError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        "the server could not complete the request",
-    )
+    VaultError::internal()
 }
 
 /// The API key a request presents: its claimed project and its hash (checked against the store by
