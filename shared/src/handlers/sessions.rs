@@ -207,7 +207,7 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
             "session_id": session_id,
             "auth_url": auth_url.as_str(),
             "expires_at": iso8601(expires_at),
-            "status": "pending",
+            "status": SessionStatus::Pending.as_str(),
             "provider": input.provider,
             "user_id": input.user_id,
             "scopes": scopes,

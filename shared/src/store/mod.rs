@@ -3,6 +3,12 @@
 //!
 //! Rules: every read treats `ttl <= now` as absent (DynamoDB deletes expired items lazily); single-use
 //! and race rules are conditional writes, never read-then-write.
+//!
+//! The store knows the domain types (`crate::domain`) and nothing above them: each module maps one
+//! kind of record to and from items (its key formats in its `//!` table) and runs its queries —
+//! `grants`, `clients`, `authz` (browser sign-in state), `resource_servers`, `projects` (and API
+//! keys), `providers`, `auth_sessions`, `connections`, `tools`. `transact` runs every transaction
+//! (typed refusals, conflicts retried); `error` says how a failure answers on each wire.
 
 pub mod auth_sessions;
 pub mod authz;
