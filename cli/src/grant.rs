@@ -14,7 +14,8 @@ pub enum GrantCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Revoke one grant, or every grant of a user, with every token issued from them.
+    /// Revoke one grant, or every grant of a user, with every token issued from them; the remembered
+    /// consent is forgotten, so the client must ask the user again.
     Revoke {
         /// The grant's id.
         #[arg(conflicts_with = "user", required_unless_present = "user")]
@@ -44,21 +45,22 @@ pub async fn run(command: GrantCommand) -> anyhow::Result<()> {
         .await,
         GrantCommand::Revoke { grant_id, user, store } => {
             Admin::run(store, async |store, now| {
-                let ids: Vec<String> = match (&grant_id, &user) {
-                    (Some(id), _) => vec![id.clone()],
-                    (None, Some(u)) => store
-                        .list_grants(Some(u), now)
-                        .await?
-                        .into_iter()
-                        .map(|(g, _)| g.grant_id)
-                        .collect(),
-                    (None, None) => anyhow::bail!("name a grant id or --user"),
-                };
-                for id in &ids {
-                    store.revoke_grant(id, now).await?;
-                    println!("revoked grant {id}");
+                let grants: Vec<_> = store
+                    .list_grants(user.as_deref(), now)
+                    .await?
+                    .into_iter()
+                    .filter(|(g, _)| grant_id.as_ref().is_none_or(|id| *id == g.grant_id))
+                    .map(|(g, _)| g)
+                    .collect();
+                if let (Some(id), true) = (&grant_id, grants.is_empty()) {
+                    anyhow::bail!("no grant {id}");
                 }
-                if ids.is_empty() {
+                // Revoking forgets the remembered consent too: the client must ask the user again.
+                latchkey::authz::account::revoke_grants(store, &grants, now).await?;
+                for g in &grants {
+                    println!("revoked grant {} (consent forgotten)", g.grant_id);
+                }
+                if grants.is_empty() {
                     println!("no grants");
                 }
                 Ok(())

@@ -26,6 +26,8 @@ pub enum Route {
     Callback,
     /// `functions/consent`: the consent page and decision.
     Consent,
+    /// `functions/account`: "Your connected apps" (list, revoke, sign out).
+    Account,
     /// `functions/session-create`: the vault's just-in-time auth sessions.
     SessionCreate,
     /// `functions/session-status`: an auth session's status.
@@ -51,7 +53,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 19] = [
+    pub const ALL: [Route; 20] = [
         Route::Discovery,
         Route::Register,
         Route::Token,
@@ -60,6 +62,7 @@ impl Route {
         Route::Authorize,
         Route::Callback,
         Route::Consent,
+        Route::Account,
         Route::SessionCreate,
         Route::SessionStatus,
         Route::IdentityCallback,
@@ -84,6 +87,7 @@ impl Route {
             Route::Authorize => "authorize",
             Route::Callback => "callback",
             Route::Consent => "consent",
+            Route::Account => "account",
             Route::SessionCreate => "session-create",
             Route::SessionStatus => "session-status",
             Route::IdentityCallback => "identity-callback",
@@ -112,6 +116,7 @@ impl Route {
             Route::Authorize => &[("GET", "/oauth/2.1/authorize"), ("POST", "/oauth/2.1/authorize")],
             Route::Callback => &[("GET", "/oauth/2.1/callback"), ("POST", "/oauth/2.1/callback")],
             Route::Consent => &[("GET", "/oauth/2.1/consent"), ("POST", "/oauth/2.1/consent")],
+            Route::Account => &[("GET", "/oauth/2.1/account"), ("POST", "/oauth/2.1/account")],
             Route::SessionCreate => &[("POST", "/v1/identity/sessions")],
             Route::SessionStatus => &[("GET", "/v1/identity/sessions/{session_id}")],
             Route::IdentityCallback => &[("GET", "/v1/identity/callback")],
@@ -152,6 +157,7 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::Authorize => handlers::authorize::handle(state, req).await,
         Route::Callback => handlers::callback::handle(state, req).await,
         Route::Consent => handlers::consent::handle(state, req).await,
+        Route::Account => handlers::account::handle(state, req).await,
         Route::SessionCreate => handlers::sessions::create(state, req).await,
         Route::SessionStatus => handlers::sessions::status(state, req).await,
         Route::IdentityCallback => handlers::identity_callback::handle(state, req).await,

@@ -4,7 +4,8 @@
 //! `.cache/screenshots/`), Approve, and the redirect to the client with `code`, `state` and `iss`;
 //! the code is then redeemed with its PKCE verifier. `scripts/test` installs playwright-core
 //! (`tests/browser`) and Chromium and requires this test; a plain `cargo test` skips it when either
-//! is missing.
+//! is missing. `chromium_revokes_a_connected_app_through_the_account_page` does the same for "Your
+//! connected apps" (`tests/browser/account.mjs`): sign in, list, revoke, sign out, with screenshots.
 
 use crate::common;
 
@@ -143,4 +144,167 @@ async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
     assert_eq!(status, 200, "{body}");
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
     assert_eq!(body["scope"], "openid email", "{body}");
+}
+
+/// Issue 15 in a real browser, without JavaScript: a user with a connected app opens "Your connected
+/// apps", is sent to sign in and back, sees the app (framing forbidden, no script; screenshots at
+/// 1280 and 390 px wide into `.cache/screenshots/account-*.png`, nothing wider than the phone),
+/// revokes it through the page (303 back with a notice, the card gone) and signs out. The app's
+/// tokens are then dead: introspection says inactive and the refresh token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_revokes_a_connected_app_through_the_account_page() {
+    if let Some(why) = missing() {
+        assert!(
+            std::env::var("LATCHKEY_REQUIRE_BROWSER").is_err(),
+            "LATCHKEY_REQUIRE_BROWSER is set but {why}"
+        );
+        eprintln!("browser test skipped: {why} (scripts/test installs playwright-core and Chromium)");
+        return;
+    }
+    let app = TestApp::start().await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
+    let (status, body) = app
+        .register(serde_json::json!({
+            "redirect_uris": [REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "client_name": CLIENT_NAME,
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let client_id = body["client_id"].as_str().unwrap().to_string();
+    // alice@example.com approves the client (in another browser) and the client gets its tokens.
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("state", "s"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("resource", RESOURCE),
+            ("scope", "openid email offline_access"),
+        ])
+        .finish();
+    let location = app
+        .approve_in_browser(&app.url(&format!("/oauth/2.1/authorize?{q}")), "alice@example.com")
+        .await;
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let (status, tokens) = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", VERIFIER),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+
+    let screenshots = tests_dir().parent().unwrap().join(".cache/screenshots");
+    let account_url = app.url("/oauth/2.1/account");
+    let out = {
+        let screenshots = screenshots.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(node())
+                .arg("account.mjs")
+                .current_dir(tests_dir().join("browser"))
+                .env("ACCOUNT_URL", account_url)
+                .env("SCREENSHOT_DIR", screenshots)
+                .env("CHROMIUM", CHROMIUM)
+                .output()
+                .expect("node runs")
+        })
+        .await
+        .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser flow failed:\n{stdout}\n{stderr}");
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+        panic!("no JSON line from account.mjs:\n{stdout}\n{stderr}");
+    });
+    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+
+    assert!(
+        result["csp"].as_str().unwrap().contains("frame-ancestors 'none'"),
+        "{result}"
+    );
+    assert_eq!(result["xfo"].as_str().unwrap().to_ascii_uppercase(), "DENY", "{result}");
+    assert_eq!(result["scripts"], 0, "no script on the page");
+    assert_eq!(result["cards_before"], 1, "{result}");
+    assert_eq!(result["cards_after"], 0, "{result}");
+    assert!(
+        result["phone_overflow"].as_i64().unwrap() <= 0,
+        "wider than 390 px: {result}"
+    );
+    let listed = result["listed_text"].as_str().unwrap();
+    for expected in [
+        "Your connected apps",
+        "alice@example.com",
+        CLIENT_NAME,
+        "127.0.0.1",
+        RESOURCE,
+        "See your email address",
+        "Stay connected when you are not using it",
+        "Approved",
+        "Last used",
+    ] {
+        assert!(
+            listed.contains(expected),
+            "the account page lacks {expected:?}:\n{listed}"
+        );
+    }
+    assert!(
+        result["revoked_text"].as_str().unwrap().contains("Access revoked"),
+        "{result}"
+    );
+    assert!(
+        result["signed_out_text"]
+            .as_str()
+            .unwrap()
+            .contains("You are signed out"),
+        "{result}"
+    );
+    for shot in [
+        "account-laptop.png",
+        "account-phone.png",
+        "account-revoked-laptop.png",
+        "account-revoked-phone.png",
+    ] {
+        let len = std::fs::metadata(screenshots.join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "screenshot {shot} missing or empty");
+    }
+
+    // Revoked through the page: the tokens are dead.
+    let (status, body) = app
+        .post_form(
+            "/oauth/2.1/introspect",
+            &[("token", tokens["access_token"].as_str().unwrap())],
+            Some((&rs_id, &rs_secret)),
+        )
+        .await;
+    assert_eq!((status, &body["active"]), (200, &serde_json::json!(false)), "{body}");
+    let (status, body) = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }

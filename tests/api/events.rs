@@ -31,6 +31,10 @@ const EXPECTED: &[(&str, u16)] = &[
     ("callback.json", 400),
     // No session cookie.
     ("consent.json", 401),
+    // Not signed in: sent to sign in (the embedded server's local page) and back.
+    ("account.json", 303),
+    // A session the store does not know: nothing changes.
+    ("account-revoke.json", 403),
     // The vault's events carry an API key the fresh store does not know.
     ("session-create.json", 401),
     ("session-status.json", 401),

@@ -11,6 +11,7 @@
 
 mod common;
 
+mod account;
 mod admin;
 mod authorize;
 mod browser;

@@ -121,6 +121,9 @@ async fn main() {
             resource: rs.resource.clone(),
             scope: "openid".into(),
             created_at: now,
+            client_name: None,
+            client_host: None,
+            last_used: None,
         };
         let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
         let rec = grant::CodeRecord {

@@ -19,6 +19,21 @@ pub struct IssuedCode {
     pub code: String,
 }
 
+/// The host the user knows the client by: its metadata document's (the `client_id` URL), else its
+/// redirect URI's (a private-use scheme shows as `scheme:`).
+fn client_host(client_id: &str, redirect_uri: &str) -> Option<String> {
+    let from = if crate::oauth::cimd::is_document_client_id(client_id) {
+        client_id
+    } else {
+        redirect_uri
+    };
+    let url = url::Url::parse(from).ok()?;
+    Some(match url.host_str() {
+        Some(h) => h.to_string(),
+        None => format!("{}:", url.scheme()),
+    })
+}
+
 /// Create the grant for `request` approved by `session`, and its code. One round trip.
 pub async fn issue(
     state: &AppState,
@@ -35,6 +50,9 @@ pub async fn issue(
         resource: request.resource.clone(),
         scope: request.scope.clone(),
         created_at: now,
+        client_name: request.client_name.clone(),
+        client_host: client_host(&request.client_id, &request.redirect_uri),
+        last_used: None,
     };
     let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
     let record = CodeRecord {

@@ -9,6 +9,11 @@ pub const SESSION_TTL: i64 = 12 * 3600;
 /// Prefix of browser session ids (the `lk_session` cookie; only its SHA-256 is stored).
 pub const SESSION_ID_PREFIX: &str = "lk_sess_";
 
+/// The `request_id` of a sign-in started by the account page (`/oauth/2.1/account`) rather than by
+/// an authorization request: once signed in, the browser goes back to that page. Request ids are 32
+/// random characters, so this never names a pending request.
+pub const ACCOUNT_SIGN_IN: &str = "account";
+
 /// A validated authorization request waiting for sign-in and consent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthRequest {

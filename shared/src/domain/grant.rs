@@ -59,6 +59,22 @@ pub struct Grant {
     pub resource: String,
     pub scope: String,
     pub created_at: i64,
+    /// The client's name when the user approved it (registration or metadata document), for the
+    /// account page.
+    pub client_name: Option<String>,
+    /// The host the user saw the client by: its metadata document's host, else its redirect URI's.
+    pub client_host: Option<String>,
+    /// When a token was last issued or refreshed from the grant, to the hour ([`use_due`]).
+    pub last_used: Option<i64>,
+}
+
+/// How often a grant's `last_used` is written, at most (seconds).
+pub const LAST_USED_EVERY: i64 = 3600;
+
+/// Is a token issued at `now` worth recording as the grant's last use? Only when none is recorded
+/// or the recorded one is [`LAST_USED_EVERY`] old, so a busy grant is written once an hour.
+pub fn use_due(last_used: Option<i64>, now: i64) -> bool {
+    last_used.is_none_or(|t| now - t >= LAST_USED_EVERY)
 }
 
 /// A pending authorization code: what the token request must match.
@@ -94,6 +110,9 @@ pub struct Issue {
     pub refresh: Option<TokenRecord>,
     /// The grant's new expiry (epoch seconds).
     pub grant_ttl: i64,
+    /// The grant, when this issue is to be recorded as its last use ([`use_due`]): `last_used` is
+    /// set on the grant and its per-user index item in the same transaction.
+    pub record_use: Option<Grant>,
 }
 
 #[cfg(test)]
@@ -108,6 +127,13 @@ mod tests {
         for bad in ["", "lk_at_", "lk_at_g1", "lk_at_g1.", "lk_at_.x", "lk_at_g#1.x"] {
             assert_eq!(grant_of(ACCESS_PREFIX, bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn last_used_is_written_at_most_once_an_hour() {
+        assert!(use_due(None, 100));
+        assert!(!use_due(Some(100), 100 + LAST_USED_EVERY - 1));
+        assert!(use_due(Some(100), 100 + LAST_USED_EVERY));
     }
 
     #[test]

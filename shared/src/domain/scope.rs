@@ -1,6 +1,17 @@
 //! Scope tokens (RFC 6749 §3.3): the syntax every scope we accept, configure or store must have.
 //! The scope model (base and declared scopes, `offline_access`) is `oauth::scope`'s.
 
+/// A base scope in words, for the pages a user reads (a resource server's declared scopes have none).
+pub fn in_words(scope: &str) -> Option<&'static str> {
+    match scope {
+        "openid" => Some("Know who you are"),
+        "profile" => Some("See your name and profile"),
+        "email" => Some("See your email address"),
+        "offline_access" => Some("Stay connected when you are not using it"),
+        _ => None,
+    }
+}
+
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
 pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty()

@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 
 use super::{sign_in_failure, signed_in};
 use crate::authz::signin::{local, upstream};
+use crate::domain::authz::ACCOUNT_SIGN_IN;
 use crate::http::cookie::{read_cookie, LOGIN_COOKIE};
 use crate::http::html::{error_page, escape};
 use crate::http::request::{self, Params};
@@ -63,13 +64,18 @@ async fn sign_in_page(state: &AppState, req: &Request, p: &Params) -> Response<B
     let Some(id) = p.get("request").filter(|r| !r.is_empty() && r.len() <= 64) else {
         return error_page(StatusCode::BAD_REQUEST, "The sign-in link is incomplete.");
     };
-    let authreq = match local::pending(state, id, now).await {
-        Ok(r) => r,
-        Err(e) => return sign_in_failure(state, &request::public_base(&state.config, req), e),
+    let (app, form_target) = if id == ACCOUNT_SIGN_IN {
+        ("your connected apps".to_string(), None)
+    } else {
+        let authreq = match local::pending(state, id, now).await {
+            Ok(r) => r,
+            Err(e) => return sign_in_failure(state, &request::public_base(&state.config, req), e),
+        };
+        // Signing in may end in a redirect straight to the client (consent already given).
+        let target = crate::http::html::form_target_source(&authreq.redirect_uri);
+        (authreq.client_name.unwrap_or(authreq.client_id), target)
     };
-    let app = authreq.client_name.as_deref().unwrap_or(&authreq.client_id);
-    // Signing in may end in a redirect straight to the client (consent already given).
-    let form_target = crate::http::html::form_target_source(&authreq.redirect_uri);
+    let app = app.as_str();
     crate::http::html::page_with_form_target(
         StatusCode::OK,
         "Sign in",

@@ -3,6 +3,7 @@
 //! their answer; handlers never call each other. What several browser-facing handlers render the
 //! same way lives here.
 
+pub mod account;
 pub mod authorize;
 pub mod callback;
 pub mod connections;
@@ -23,7 +24,7 @@ use http::StatusCode;
 use lambda_http::{Body, Response};
 
 use crate::authz::signin::{SignInError, SignedIn};
-use crate::domain::authz::SESSION_TTL;
+use crate::domain::authz::{ACCOUNT_SIGN_IN, SESSION_TTL};
 use crate::error::OAuthErrorCode;
 use crate::http::cookie::{set_cookie, set_session_cookie, LOGIN_COOKIE};
 use crate::http::html::{error_page, redirect};
@@ -66,12 +67,17 @@ fn sign_in_failure(state: &AppState, base: &str, e: SignInError) -> Response<Bod
     }
 }
 
-/// A browser just signed in: set its session cookie, drop the sign-in binding, go on to consent.
+/// A browser just signed in: set its session cookie, drop the sign-in binding, go on to consent (or
+/// back to the account page, when that is where the sign-in started).
 fn signed_in(base: &str, done: &SignedIn) -> Response<Body> {
-    let mut res = redirect(&format!(
-        "{base}/oauth/2.1/consent?request={}",
-        url::form_urlencoded::byte_serialize(done.request_id.as_bytes()).collect::<String>()
-    ));
+    let mut res = if done.request_id == ACCOUNT_SIGN_IN {
+        redirect(&format!("{base}/oauth/2.1/account"))
+    } else {
+        redirect(&format!(
+            "{base}/oauth/2.1/consent?request={}",
+            url::form_urlencoded::byte_serialize(done.request_id.as_bytes()).collect::<String>()
+        ))
+    };
     set_session_cookie(&mut res, base, &done.session_id, SESSION_TTL);
     set_cookie(&mut res, base, LOGIN_COOKIE, "", 0);
     res

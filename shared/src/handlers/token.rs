@@ -250,6 +250,8 @@ fn new_issue(
         refresh_token: refresh.then(|| grant::new_token(grant::REFRESH_PREFIX, &grant.grant_id)),
         refresh: refresh.then(|| record(cfg.refresh_token_ttl, refresh_scope)),
         grant_ttl: now + cfg.refresh_token_ttl.max(cfg.access_token_ttl) + 60,
+        // "Last used" for the account page, written in the same transaction at most once an hour.
+        record_use: grant::use_due(grant.last_used, now).then(|| grant.clone()),
     }
 }
 

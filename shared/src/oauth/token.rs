@@ -124,6 +124,9 @@ mod tests {
             resource: "https://mcp.example.com/mcp".into(),
             scope: "openid email".into(),
             created_at: 0,
+            client_name: None,
+            client_host: None,
+            last_used: None,
         }
     }
 

@@ -119,6 +119,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forget that `sub` approved this client and resource, so the client must ask again
+    /// (revoking a grant does this). Idempotent.
+    pub async fn forget_consent(&self, sub: &str, client_id: &str, resource: &str) -> Result<(), StoreError> {
+        self.delete(&consent_key(sub, client_id, resource)).await
+    }
+
+    /// Delete a browser session (sign out). Idempotent.
+    pub async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
+        self.delete(&session_key(session_id)).await
+    }
+
     /// The scopes `sub` already approved for this client and resource.
     pub async fn remembered_consent(
         &self,

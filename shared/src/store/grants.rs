@@ -8,6 +8,11 @@
 //! | authorization code | `GRANT#<grant_id>` | `CODE#<sha256(code)>` |
 //! | access token | `GRANT#<grant_id>` | `AT#<sha256(token)>` |
 //! | refresh token | `GRANT#<grant_id>` | `RT#<sha256(token)>` |
+//! | a user's grant (index) | `USERGRANT#<sub>` | `GRANT#<grant_id>` |
+//!
+//! The per-user index item lets the account page list a user's grants with one Query. It is written
+//! with the grant, outlives it (its `ttl` is slid past the grant's whenever the grant's `last_used` is
+//! recorded, at most hourly, in the token transaction), and is deleted when the grant is revoked.
 //!
 //! A code redemption or a refresh is one transaction ([`WriteRefused`] names which condition failed):
 //! consume the code (mark it used) or rotate the refresh token, check the grant is active and slide
@@ -20,7 +25,7 @@ use super::item::{FromItem, Item};
 use super::keys::{self, Key};
 use super::{build_err, n, put_new_item, s, Store, StoreError, Transaction, TTL_ATTR};
 use crate::crypto::secret;
-use crate::domain::grant::{CodeRecord, Grant, GrantStatus, Issue, TokenRecord, TokenStatus};
+use crate::domain::grant::{CodeRecord, Grant, GrantStatus, Issue, TokenRecord, TokenStatus, LAST_USED_EVERY};
 
 pub fn grant_key(grant_id: &str) -> Key {
     Key {
@@ -34,6 +39,29 @@ fn token_key(grant_id: &str, kind: &str, token: &str) -> Key {
         pk: format!("{}{grant_id}", keys::GRANT_PREFIX),
         sk: format!("{kind}#{}", secret::hash(token)),
     }
+}
+
+/// Partition prefix of the per-user grant index.
+pub const USER_GRANTS_PREFIX: &str = "USERGRANT#";
+
+/// One user's index item for one grant: `USERGRANT#<sub>` / `GRANT#<grant_id>`.
+pub fn user_grant_key(sub: &str, grant_id: &str) -> Key {
+    Key {
+        pk: format!("{USER_GRANTS_PREFIX}{sub}"),
+        sk: format!("{}{grant_id}", keys::GRANT_PREFIX),
+    }
+}
+
+/// The per-user index item of a grant (what the account page lists; the grant item stays the truth
+/// for its status).
+fn user_grant_item(grant: &Grant, ttl: i64) -> Item {
+    Item::with_key(&user_grant_key(&grant.sub, &grant.grant_id))
+        .set_s("type", "user_grant")
+        .set_s("grant_id", &grant.grant_id)
+        .set_s("client_id", &grant.client_id)
+        .set_s("resource", &grant.resource)
+        .set_n("created_at", grant.created_at)
+        .set_n(TTL_ATTR, ttl)
 }
 
 pub fn code_key(grant_id: &str, code: &str) -> Key {
@@ -57,6 +85,8 @@ fn grant_item(grant: &Grant, ttl: i64) -> Item {
         .set_s("scope", &grant.scope)
         .set_s("status", GrantStatus::Active.as_str())
         .set_n("created_at", grant.created_at)
+        .set_opt_s("client_name", grant.client_name.clone())
+        .set_opt_s("client_host", grant.client_host.clone())
         .set_n(TTL_ATTR, ttl)
 }
 
@@ -70,6 +100,9 @@ impl FromItem for Grant {
             resource: item.req_s("resource")?.into(),
             scope: item.req_s("scope")?.into(),
             created_at: item.n("created_at").unwrap_or(0),
+            client_name: item.s("client_name").map(str::to_string),
+            client_host: item.s("client_host").map(str::to_string),
+            last_used: item.n("last_used"),
         })
     }
 }
@@ -114,20 +147,48 @@ pub enum WriteRefused {
     GrantRevoked,
 }
 
-/// The grant must be active; its expiry slides to outlive the newest refresh token.
-fn grant_active_touch(store: &Store, grant_id: &str, grant_ttl: i64) -> Result<TransactWriteItem, StoreError> {
-    let update = Update::builder()
+/// The grant must be active; its expiry slides to outlive the newest refresh token, and when this
+/// use is to be recorded (`used_at`), `last_used` is set too.
+fn grant_active_touch(
+    store: &Store,
+    grant_id: &str,
+    grant_ttl: i64,
+    used_at: Option<i64>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut update = Update::builder()
         .table_name(store.table())
         .set_key(Some(grant_key(grant_id).to_map()))
-        .update_expression("SET #ttl = :gttl")
         .condition_expression("#status = :active")
         .expression_attribute_names("#status", "status")
         .expression_attribute_names("#ttl", TTL_ATTR)
         .expression_attribute_values(":active", s(GrantStatus::Active.as_str()))
-        .expression_attribute_values(":gttl", n(grant_ttl))
+        .expression_attribute_values(":gttl", n(grant_ttl));
+    update = match used_at {
+        Some(at) => update
+            .update_expression("SET #ttl = :gttl, last_used = :used")
+            .expression_attribute_values(":used", n(at)),
+        None => update.update_expression("SET #ttl = :gttl"),
+    };
+    Ok(TransactWriteItem::builder()
+        .update(update.build().map_err(build_err)?)
+        .build())
+}
+
+/// The grant's per-user index item, written whole (so a grant from before the index gains one on its
+/// next recorded use), with its `ttl` past the grant's new expiry until the next recorded use.
+fn user_grant_touch(
+    store: &Store,
+    grant: &Grant,
+    grant_ttl: i64,
+    used_at: i64,
+) -> Result<TransactWriteItem, StoreError> {
+    let item = user_grant_item(grant, grant_ttl + LAST_USED_EVERY).set_n("last_used", used_at);
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(store.table())
+        .set_item(Some(item.into_map()))
         .build()
         .map_err(build_err)?;
-    Ok(TransactWriteItem::builder().update(update).build())
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 impl Store {
@@ -148,6 +209,7 @@ impl Store {
             .set_n(TTL_ATTR, record.expires_at);
         let tx = Transaction::new()
             .item(put_new_item(self, grant_item(grant, grant_ttl))?)
+            .item(put_new_item(self, user_grant_item(grant, grant_ttl))?)
             .item(put_new_item(self, code_item)?);
         self.transact_all(tx).await
     }
@@ -225,13 +287,18 @@ impl Store {
             &access_key(grant_id, &issue.access_token),
             "access_token",
         );
+        let used_at = issue.record_use.as_ref().map(|_| issue.access.issued_at);
         let mut tx = Transaction::new()
             .guard(consume, WriteRefused::Consumed)
             .guard(
-                grant_active_touch(self, grant_id, issue.grant_ttl)?,
+                grant_active_touch(self, grant_id, issue.grant_ttl, used_at)?,
                 WriteRefused::GrantRevoked,
             )
             .item(put_new_item(self, access)?);
+        if let Some(grant) = &issue.record_use {
+            // In the same transaction: refused with it if the grant is no longer active.
+            tx = tx.item(user_grant_touch(self, grant, issue.grant_ttl, issue.access.issued_at)?);
+        }
         if let (Some(t), Some(r)) = (&issue.refresh_token, &issue.refresh) {
             let refresh = token_item(r, &refresh_key(grant_id, t), "refresh_token");
             tx = tx.item(put_new_item(self, refresh)?);
@@ -251,6 +318,28 @@ impl Store {
                 out.push((grant, item.status().unwrap_or(GrantStatus::Active)));
             }
         }
+        Ok(out)
+    }
+
+    /// One user's active grants, newest first: one Query of their index partition, then one
+    /// BatchGetItem of the grants (the truth for status and `last_used`) per 100.
+    pub async fn user_grants(&self, sub: &str, now: i64) -> Result<Vec<Grant>, StoreError> {
+        let index = self.query_partition(&format!("{USER_GRANTS_PREFIX}{sub}"), now).await?;
+        let ids: Vec<&str> = index.iter().filter_map(|i| i.s("grant_id")).collect();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Key> = chunk.iter().map(|id| grant_key(id)).collect();
+            for item in self.get_many(&keys, now).await?.into_iter().flatten() {
+                if item.status() == Some(GrantStatus::Active) {
+                    let grant = Grant::from_item(&item)?;
+                    // The index is keyed by the user; the grant must agree.
+                    if grant.sub == sub {
+                        out.push(grant);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.grant_id.cmp(&b.grant_id)));
         Ok(out)
     }
 
@@ -286,14 +375,23 @@ impl Store {
         let pk = grant_key(grant_id).pk;
         // Expired items read as absent and DynamoDB deletes them; only live ones need deleting.
         let items = self.query_partition(&pk, now).await?;
+        // The user's index item goes too, so the account page no longer lists the grant.
+        let index = items
+            .iter()
+            .find(|i| i.s("sk") == Some("GRANT"))
+            .and_then(|g| g.s("sub"))
+            .map(|sub| user_grant_key(sub, grant_id));
         let requests: Vec<WriteRequest> = items
             .iter()
             .filter(|i| i.s("sk") != Some("GRANT"))
             .filter_map(|i| {
-                let key = Key {
+                Some(Key {
                     pk: i.s("pk")?.to_string(),
                     sk: i.s("sk")?.to_string(),
-                };
+                })
+            })
+            .chain(index)
+            .filter_map(|key| {
                 let del = DeleteRequest::builder().set_key(Some(key.to_map())).build().ok()?;
                 Some(WriteRequest::builder().delete_request(del).build())
             })

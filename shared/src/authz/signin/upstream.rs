@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::{SignInError, SignedIn};
 use crate::crypto::secret;
-use crate::domain::authz::{LoginState, ProviderMetadata, Session};
+use crate::domain::authz::{LoginState, ProviderMetadata, Session, ACCOUNT_SIGN_IN};
 use crate::domain::context::login_context;
 use crate::oauth::login::validate_id_token;
 use crate::oauth::pkce;
@@ -164,6 +164,11 @@ pub async fn finish(
     if !same_browser {
         return Err(SignInError::Refused(
             "This sign-in was started in another browser. Start again from the app.",
+        ));
+    }
+    if response.declined && login.request_id == ACCOUNT_SIGN_IN {
+        return Err(SignInError::Refused(
+            "You did not sign in, so your connected apps can't be shown.",
         ));
     }
     if response.declined {
