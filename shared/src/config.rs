@@ -37,8 +37,14 @@ pub struct Config {
     pub login_issuer: Option<String>,
     /// latchkey's client id at the login issuer (`LATCHKEY_LOGIN_CLIENT_ID`).
     pub login_client_id: Option<String>,
-    /// latchkey's client secret at the login issuer (`LATCHKEY_LOGIN_CLIENT_SECRET`).
+    /// latchkey's client secret at the login issuer (`LATCHKEY_LOGIN_CLIENT_SECRET`, for `latchkey
+    /// serve`; a Lambda reads it at cold start from the SSM parameter below instead).
     pub login_client_secret: Option<String>,
+    /// Name of the SSM `SecureString` parameter holding that secret
+    /// (`LATCHKEY_LOGIN_CLIENT_SECRET_PARAM`), resolved once by `AppState::from_env`.
+    pub login_client_secret_param: Option<String>,
+    /// Replaces the SSM service URL (`LATCHKEY_SSM_ENDPOINT`), for tests.
+    pub ssm_endpoint: Option<String>,
     /// Scopes asked of the login issuer (`LATCHKEY_LOGIN_SCOPES`, default `openid email profile`).
     pub login_scopes: String,
     /// Keep the sign-in's provider tokens as the user's vault connection in this project
@@ -139,6 +145,8 @@ impl Config {
             login_issuer: get("LATCHKEY_LOGIN_ISSUER").map(|i| i.trim_end_matches('/').to_string()),
             login_client_id: get("LATCHKEY_LOGIN_CLIENT_ID"),
             login_client_secret: get("LATCHKEY_LOGIN_CLIENT_SECRET"),
+            login_client_secret_param: get("LATCHKEY_LOGIN_CLIENT_SECRET_PARAM"),
+            ssm_endpoint: get("LATCHKEY_SSM_ENDPOINT"),
             local_login: false,
             login_scopes: match get("LATCHKEY_LOGIN_SCOPES") {
                 None => "openid email profile".into(),

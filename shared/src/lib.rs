@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod router;
+pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -68,8 +68,14 @@ impl AppState {
     /// (`LATCHKEY_DYNAMODB_ENDPOINT` / `LATCHKEY_KMS_ENDPOINT` override where they send), a KMS keyring
     /// when `LATCHKEY_KMS_KEY_ID` is set.
     pub async fn from_env() -> Result<Self, BoxError> {
-        let config = Config::from_env()?;
+        let mut config = Config::from_env()?;
         let sdk = Arc::new(aws_config::load_defaults(BehaviorVersion::latest()).await);
+        // The login client secret: only the function that exchanges sign-in codes is given the
+        // parameter's name (template.yaml), and reads it once here, never from a plain env var.
+        if let (None, Some(name)) = (&config.login_client_secret, &config.login_client_secret_param) {
+            let value = crate::secrets::ssm_parameter(&sdk, name, config.ssm_endpoint.as_deref()).await?;
+            config.login_client_secret = Some(value);
+        }
         let at = |endpoint: &Option<String>| Aws::Chain {
             sdk: Arc::clone(&sdk),
             endpoint: endpoint.clone(),

@@ -50,3 +50,284 @@ fn template_routes_match_the_router() {
     let names: BTreeSet<String> = Route::ALL.iter().map(|r| r.function().to_string()).collect();
     assert_eq!(dirs, names, "functions/ holds exactly one binary per route");
 }
+
+/// One IAM policy statement of a function, as far as these tests look at it.
+#[derive(Debug, Default, Clone)]
+struct Statement {
+    sid: String,
+    actions: Vec<String>,
+    /// `kms:EncryptionContext:kind` values of a `StringEquals` condition.
+    kinds: Vec<String>,
+    /// `dynamodb:LeadingKeys` patterns of a `ForAllValues:StringLike` condition.
+    leading_keys: Vec<String>,
+}
+
+/// Each function's (`functions/<name>`) policy statements and environment variable names, read line by
+/// line like `template_routes` (the template's shape is fixed by `cfn-lint` in scripts/test).
+fn template_policies() -> (BTreeMap<String, Vec<Statement>>, BTreeMap<String, Vec<String>>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let mut policies: BTreeMap<String, Vec<Statement>> = BTreeMap::new();
+    let mut env: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut current, mut list, mut in_env) = (None::<String>, "", false);
+    for line in text.lines() {
+        let t = line.trim();
+        if line.starts_with("  ") && !line.starts_with("   ") && t.ends_with(':') {
+            current = None; // the next resource
+        }
+        if let Some(f) = t.strip_prefix("CodeUri: functions/") {
+            current = Some(f.to_string());
+            continue;
+        }
+        let Some(f) = current.clone() else { continue };
+        if t == "Variables:" {
+            in_env = true;
+            continue;
+        }
+        if in_env {
+            match t.split_once(':') {
+                Some((name, _)) if name.starts_with("LATCHKEY_") || name.starts_with("RUST_") => {
+                    env.entry(f.clone()).or_default().push(name.to_string());
+                    continue;
+                }
+                _ => in_env = false,
+            }
+        }
+        if let Some(sid) = t.strip_prefix("- Sid: ") {
+            policies.entry(f).or_default().push(Statement {
+                sid: sid.to_string(),
+                ..Default::default()
+            });
+            list = "";
+            continue;
+        }
+        if t == "Events:" {
+            current = None;
+            continue;
+        }
+        match t {
+            "Action:" => list = "action",
+            "kms:EncryptionContext:kind:" => list = "kind",
+            "dynamodb:LeadingKeys:" => list = "keys",
+            _ => {
+                if let (Some(item), Some(st)) = (t.strip_prefix("- "), policies.get_mut(&f).and_then(|p| p.last_mut()))
+                {
+                    let item = item.trim_matches('"').to_string();
+                    match list {
+                        "action" => st.actions.push(item),
+                        "kind" => st.kinds.push(item),
+                        "keys" => st.leading_keys.push(item),
+                        _ => {}
+                    }
+                } else if !t.starts_with("- ") && !t.is_empty() {
+                    if !["Condition:", "StringEquals:", "ForAllValues:StringLike:"].contains(&t) {
+                        list = "";
+                    }
+                }
+            }
+        }
+    }
+    (policies, env)
+}
+
+/// The `kms:EncryptionContext:kind` values `function` may use `action` under (union of its statements);
+/// `None` if a statement grants the action with no kind condition.
+fn kms_kinds(policies: &BTreeMap<String, Vec<Statement>>, function: &str, action: &str) -> Option<BTreeSet<String>> {
+    let mut kinds = BTreeSet::new();
+    for st in policies.get(function).into_iter().flatten() {
+        if st.actions.iter().any(|a| a == action) {
+            if st.kinds.is_empty() {
+                return None;
+            }
+            kinds.extend(st.kinds.iter().cloned());
+        }
+    }
+    Some(kinds)
+}
+
+fn set(items: &[&str]) -> Option<BTreeSet<String>> {
+    Some(items.iter().map(|s| s.to_string()).collect())
+}
+
+/// Issue 12 item 7: every KMS grant is conditioned on the encryption context's `kind`
+/// (`shared/src/domain/context.rs`), and each function holds only the kinds its flow seals or opens.
+#[test]
+fn least_privilege_kms_grants_are_conditioned_on_the_encryption_context_kind() {
+    let (policies, _) = template_policies();
+    for (function, statements) in &policies {
+        for st in statements {
+            if st.actions.iter().any(|a| a.starts_with("kms:")) {
+                assert!(
+                    !st.kinds.is_empty(),
+                    "{function} {}: KMS without a kind condition",
+                    st.sid
+                );
+            }
+        }
+    }
+    let decrypt = |f: &str| kms_kinds(&policies, f, "kms:Decrypt");
+    let generate = |f: &str| kms_kinds(&policies, f, "kms:GenerateDataKey");
+    // The internet-facing sign-in callback opens only its own sign-in verifier.
+    assert_eq!(decrypt("callback"), set(&["login"]));
+    assert_eq!(generate("callback"), set(&["connection"]));
+    assert_eq!(generate("authorize"), set(&["login"]));
+    assert_eq!(decrypt("authorize"), set(&[]));
+    // The vault callback seals the new connection but never opens one.
+    assert_eq!(decrypt("identity-callback"), set(&["vault_state", "provider_secret"]));
+    assert_eq!(generate("identity-callback"), set(&["connection"]));
+    assert_eq!(generate("session-create"), set(&["vault_state"]));
+    assert_eq!(decrypt("proxy"), set(&["connection", "provider_secret"]));
+    assert_eq!(decrypt("tool-mcp"), set(&["tool_connection", "provider_secret"]));
+    for f in [
+        "register",
+        "token",
+        "revoke",
+        "introspect",
+        "consent",
+        "session-status",
+        "tool-client-metadata",
+    ] {
+        assert_eq!(decrypt(f), set(&[]), "{f} opens nothing");
+        assert_eq!(generate(f), set(&[]), "{f} seals nothing");
+    }
+}
+
+/// Issue 12 item 7: `dynamodb:LeadingKeys` confines the anonymous, internet-facing functions to their own
+/// key prefixes (docs/storage-schema.md): none of them can read a vault connection, project or API key
+/// except the vault callback, which writes the connection it completes.
+#[test]
+fn least_privilege_dynamodb_leading_keys_confine_anonymous_functions_to_their_prefixes() {
+    let (policies, _) = template_policies();
+    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/storage-schema.md")).unwrap();
+    let keys = |f: &str| -> BTreeSet<String> {
+        let statements: Vec<&Statement> = policies[f]
+            .iter()
+            .filter(|s| s.actions.iter().any(|a| a.starts_with("dynamodb:")))
+            .collect();
+        assert!(!statements.is_empty(), "{f} has a table statement");
+        for st in &statements {
+            assert!(
+                !st.leading_keys.is_empty(),
+                "{f} {}: no dynamodb:LeadingKeys condition",
+                st.sid
+            );
+        }
+        statements.iter().flat_map(|s| s.leading_keys.iter().cloned()).collect()
+    };
+    let confined = [
+        "register",
+        "authorize",
+        "callback",
+        "consent",
+        "identity-callback",
+        "tool-client-metadata",
+    ];
+    for f in confined {
+        for pattern in keys(f) {
+            let prefix = pattern.trim_end_matches('*');
+            assert!(
+                schema.contains(&format!("`{prefix}")),
+                "{f}: {pattern} names no key of docs/storage-schema.md"
+            );
+        }
+    }
+    assert_eq!(keys("register"), set(&["CLIENT#*", "SCOPES"]).unwrap());
+    assert_eq!(keys("tool-client-metadata"), set(&["TOOL#*"]).unwrap());
+    assert_eq!(
+        keys("callback"),
+        set(&["LOGIN#*", "AUTHREQ#*", "SESSION#*", "CONN#*"]).unwrap()
+    );
+    for f in ["register", "authorize", "callback", "consent"] {
+        for vault in ["PROJECT#*", "APIKEY#*", "VSESSION#*", "VSTATE#*", "TOOL#*", "TSTATE#*"] {
+            assert!(!keys(f).contains(vault), "{f} may touch {vault}");
+        }
+    }
+    for authz in ["CLIENT#*", "GRANT#*", "SESSION#*", "CONSENT#*", "APIKEY#*"] {
+        assert!(
+            !keys("identity-callback").contains(authz),
+            "identity-callback may touch {authz}"
+        );
+    }
+}
+
+/// Issue 12 item 7: the login client secret is in no function's plain environment (not in `Globals`);
+/// only the callback, which exchanges sign-in codes, names its SSM parameter and may read it.
+#[test]
+fn least_privilege_login_client_secret_reaches_only_the_callback_through_ssm() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    assert!(
+        !text.contains("LATCHKEY_LOGIN_CLIENT_SECRET:"),
+        "a plain secret env var"
+    );
+    assert!(
+        !text.contains("NoEcho"),
+        "no secret parameter value passes through the template"
+    );
+    let (policies, env) = template_policies();
+    let with_param: Vec<&String> = env
+        .iter()
+        .filter(|(_, vars)| vars.iter().any(|v| v == "LATCHKEY_LOGIN_CLIENT_SECRET_PARAM"))
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(with_param, vec!["callback"]);
+    let with_ssm: Vec<&String> = policies
+        .iter()
+        .filter(|(_, st)| st.iter().any(|s| s.actions.iter().any(|a| a.starts_with("ssm:"))))
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(with_ssm, vec!["callback"]);
+}
+
+/// The callback's cold start resolves the secret with one SigV4-signed `ssm:GetParameter`
+/// (`WithDecryption`), here against a loopback stand-in for SSM.
+#[tokio::test]
+async fn least_privilege_login_client_secret_is_fetched_from_ssm_signed_sigv4() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 16384];
+        let mut n = 0;
+        loop {
+            n += sock.read(&mut buf[n..]).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    let answer = r#"{"Parameter":{"Name":"/latchkey/login-client-secret","Type":"SecureString","Value":"s3cr3t-from-ssm"}}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    sock.write_all(reply.as_bytes()).await.unwrap();
+                    return text;
+                }
+            }
+        }
+    });
+    let sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::from_keys("AKIDEXAMPLE", "secret", Some("session".into())),
+        ))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let value = latchkey::secrets::ssm_parameter(&sdk, "/latchkey/login-client-secret", Some(&endpoint))
+        .await
+        .unwrap();
+    assert_eq!(value, "s3cr3t-from-ssm");
+    let request = server.await.unwrap().to_ascii_lowercase();
+    assert!(request.starts_with("post / http/1.1"));
+    assert!(request.contains("x-amz-target: amazonssm.getparameter"));
+    assert!(request.contains("authorization: aws4-hmac-sha256 credential=akidexample/"));
+    assert!(request.contains("/us-east-1/ssm/aws4_request"));
+    assert!(request.contains("x-amz-security-token: session"));
+    assert!(request.contains(r#""withdecryption":true"#));
+}
