@@ -118,10 +118,11 @@ fn template_policies() -> (BTreeMap<String, Vec<Statement>>, BTreeMap<String, Ve
                         "keys" => st.leading_keys.push(item),
                         _ => {}
                     }
-                } else if !t.starts_with("- ") && !t.is_empty() {
-                    if !["Condition:", "StringEquals:", "ForAllValues:StringLike:"].contains(&t) {
-                        list = "";
-                    }
+                } else if !t.starts_with("- ")
+                    && !t.is_empty()
+                    && !["Condition:", "StringEquals:", "ForAllValues:StringLike:"].contains(&t)
+                {
+                    list = "";
                 }
             }
         }
