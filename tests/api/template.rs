@@ -221,6 +221,7 @@ fn least_privilege_dynamodb_leading_keys_confine_anonymous_functions_to_their_pr
         "consent",
         "identity-callback",
         "tool-client-metadata",
+        "account",
     ];
     for f in confined {
         for pattern in keys(f) {
