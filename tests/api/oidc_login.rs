@@ -403,3 +403,63 @@ async fn without_a_vault_project_sign_in_keeps_no_tokens() {
         .iter()
         .any(|i| i.get("type").and_then(|t| t.as_s().ok()).map(String::as_str) == Some("connection")));
 }
+
+/// Issue 15: the account page signs a browser in through the same upstream provider as authorize
+/// (PKCE, state bound to the browser) and comes back to the page; a declined sign-in is a page, not a
+/// redirect to any client, and starts no session.
+#[tokio::test]
+async fn account_page_signs_in_at_the_upstream_provider_and_comes_back() {
+    for mode in ["ok", "deny"] {
+        let f = setup().await;
+        *f.provider.mode.lock().unwrap() = mode.into();
+        let res = f.http.get(f.app.url("/oauth/2.1/account")).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{mode}");
+        let login_cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(login_cookie.starts_with("lk_login="), "{login_cookie}");
+        let upstream = res.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            upstream.starts_with(&format!("{}/authorize?", f.provider.issuer)),
+            "{upstream}"
+        );
+        let res = f.http.get(&upstream).send().await.unwrap();
+        let callback = res.headers()["location"].to_str().unwrap().to_string();
+        let res = f.callback(&callback, &login_cookie).await;
+        if mode == "deny" {
+            assert_eq!(res.status(), 400);
+            assert!(res.headers().get("location").is_none());
+            assert!(res.text().await.unwrap().contains("You did not sign in"));
+            continue;
+        }
+        assert_eq!(res.status(), 303);
+        assert_eq!(
+            res.headers()["location"].to_str().unwrap(),
+            f.app.url("/oauth/2.1/account")
+        );
+        let session = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|c| c.starts_with("lk_session="))
+            .expect("a session cookie");
+        let res = f
+            .http
+            .get(f.app.url("/oauth/2.1/account"))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("Your connected apps") && html.contains("carol@example.com"),
+            "{html}"
+        );
+    }
+}
