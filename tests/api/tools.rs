@@ -339,14 +339,8 @@ fn csrf_error() -> Value {
     json!({"detail": [{"loc": ["body", "state"], "msg": "State parameter does not match. Possible CSRF attack.", "type": "value_error.csrf"}]})
 }
 
-async fn tool_tokens(s: &Setup, tool_id: &str) -> Option<latchkey::domain::connection::Connection> {
-    s.app
-        .server
-        .state
-        .store
-        .get_connection_at(&latchkey::store::connections::tool_tokens_key(tool_id), 0)
-        .await
-        .unwrap()
+async fn tool_tokens(s: &Setup, tool_id: &str) -> Option<latchkey::domain::tool::ToolTokens> {
+    s.app.server.state.store.get_tool_tokens(tool_id, 0).await.unwrap()
 }
 
 #[tokio::test]

@@ -443,13 +443,7 @@ async fn complete_oauth_is_401_when_the_authorization_server_refuses_the_client(
         )
         .await;
     assert_eq!(status, 422);
-    let tokens = app
-        .server
-        .state
-        .store
-        .get_connection_at(&latchkey::store::connections::tool_tokens_key(&tool_id), 0)
-        .await
-        .unwrap();
+    let tokens = app.server.state.store.get_tool_tokens(&tool_id, 0).await.unwrap();
     assert!(tokens.is_none());
 }
 

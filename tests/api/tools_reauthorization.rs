@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use common::mcp_server::McpServer;
 use common::{Project, TestApp};
-use latchkey::domain::connection::Connection;
 use latchkey::domain::tool::ToolRecord;
+use latchkey::domain::tool::ToolTokens;
 use latchkey::store::FromItem;
 use serde_json::{json, Value};
 
@@ -146,14 +146,8 @@ impl Setup {
         ToolRecord::from_item(&item).unwrap()
     }
 
-    async fn stored_tokens(&self, tool_id: &str) -> Option<Connection> {
-        self.app
-            .server
-            .state
-            .store
-            .get_connection_at(&latchkey::store::connections::tool_tokens_key(tool_id), 0)
-            .await
-            .unwrap()
+    async fn stored_tokens(&self, tool_id: &str) -> Option<ToolTokens> {
+        self.app.server.state.store.get_tool_tokens(tool_id, 0).await.unwrap()
     }
 
     /// The scopes of every stored (in-flight) OAuth state, raw.

@@ -269,12 +269,7 @@ async fn tool_forwarding_overhead() {
     let project = app.project("bench").await;
     let tool_id = app.connect_tool(&project, &url).await;
     let state = &app.server.state;
-    let conn = state
-        .store
-        .get_connection_at(&latchkey::store::connections::tool_tokens_key(&tool_id), 0)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = state.store.get_tool_tokens(&tool_id, 0).await.unwrap().unwrap();
     let token = latchkey::vault::open_tokens(state, &conn.context(), &conn.sealed_tokens)
         .await
         .unwrap()

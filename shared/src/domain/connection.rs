@@ -1,7 +1,7 @@
-//! Connections: a user's tokens at a provider — or, with `tool_id`, a project's tokens at a remote
-//! MCP server ("tool") — sealed together, with what the proxy and refresh need beside them.
+//! Connections: a user's tokens at a provider, sealed together, with what the proxy and refresh need
+//! beside them; and the token-holding state every record that holds tokens shares.
 
-use super::context::{connection_context, tool_connection_context};
+use super::context::connection_context;
 use super::status_enum;
 use crate::crypto::EncryptionContext;
 
@@ -15,12 +15,26 @@ status_enum! {
     }
 }
 
-/// A user's connection to a provider — or, with `tool_id`, a project's tokens for a remote MCP
-/// server ("tool"). Tokens are sealed together (`sealed_tokens`, context [`Connection::context`]).
+/// What every record holding tokens for someone shares (a user's [`Connection`], a tool's
+/// [`super::tool::ToolTokens`]): the state single-flight refresh reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldTokens {
+    pub status: ConnectionStatus,
+    pub scopes: Vec<String>,
+    /// The access and refresh tokens, sealed together.
+    pub sealed_tokens: Vec<u8>,
+    /// When the access token expires (epoch seconds), if the issuer said.
+    pub expires_at: Option<i64>,
+    /// Bumped by every token write: refreshes are conditional on it.
+    pub version: i64,
+    /// A refresher's lease (epoch seconds) while a refresh is in flight.
+    pub refresh_lock: Option<i64>,
+}
+
+/// A user's connection to a provider. Tokens are sealed together (`sealed_tokens`, context
+/// [`Connection::context`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
-    /// Set for a tool's tokens; `user_id` is then empty and `provider` is `mcp`.
-    pub tool_id: Option<String>,
     pub project_id: String,
     pub user_id: String,
     pub provider: String,
@@ -42,11 +56,50 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// A new active connection of `user_id` to `provider` holding `sealed_tokens` (sealed under
+    /// [`connection_context`]), created at `now`; who connected and a per-connection API base are
+    /// set by the caller when known.
+    pub fn new(
+        project_id: &str,
+        user_id: &str,
+        provider: &str,
+        scopes: Vec<String>,
+        sealed_tokens: Vec<u8>,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Self {
+        Connection {
+            project_id: project_id.to_string(),
+            user_id: user_id.to_string(),
+            provider: provider.to_string(),
+            scopes,
+            account_id: None,
+            email: None,
+            status: ConnectionStatus::Active,
+            sealed_tokens,
+            expires_at,
+            api_base_url: None,
+            version: 0,
+            refresh_lock: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The encryption context of its sealed tokens: the record's identity.
     pub fn context(&self) -> EncryptionContext {
-        match &self.tool_id {
-            Some(t) => tool_connection_context(&self.project_id, t),
-            None => connection_context(&self.project_id, &self.user_id, &self.provider),
+        connection_context(&self.project_id, &self.user_id, &self.provider)
+    }
+
+    /// Its token-holding state.
+    pub fn held(&self) -> HeldTokens {
+        HeldTokens {
+            status: self.status,
+            scopes: self.scopes.clone(),
+            sealed_tokens: self.sealed_tokens.clone(),
+            expires_at: self.expires_at,
+            version: self.version,
+            refresh_lock: self.refresh_lock,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Remote MCP servers ("tools") a project registered: what discovery found, latchkey's client at
 //! the authorization server the tool uses now (and at the ones it used before, by issuer), and an
-//! OAuth flow in flight.
+//! OAuth flow in flight; and the tokens latchkey holds for it.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::crypto::secret;
+use super::connection::{ConnectionStatus, HeldTokens};
+use super::context::tool_connection_context;
+use crate::crypto::{secret, EncryptionContext};
 
 /// Most clients at previous authorization servers a tool keeps.
 pub const MAX_OTHER_CLIENTS: usize = 4;
@@ -102,4 +104,70 @@ pub struct ToolState {
     /// The PKCE verifier, sealed (context [`super::context::tool_state_context`]).
     pub sealed_verifier: Vec<u8>,
     pub expires_at: i64,
+}
+
+/// The provider name tool tokens carry (in their item, and in refresh messages).
+pub const TOOL_TOKENS_PROVIDER: &str = "mcp";
+
+/// A project's tokens at a tool's authorization server, sealed together (context
+/// [`ToolTokens::context`]); refreshed single-flight like a user's connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolTokens {
+    pub tool_id: String,
+    pub project_id: String,
+    /// The scopes granted (as the authorization server reported them, else as asked).
+    pub scopes: Vec<String>,
+    pub status: ConnectionStatus,
+    pub sealed_tokens: Vec<u8>,
+    /// When the access token expires (epoch seconds), if the authorization server said.
+    pub expires_at: Option<i64>,
+    /// Bumped by every token write: refreshes are conditional on it.
+    pub version: i64,
+    /// A refresher's lease (epoch seconds) while a refresh is in flight.
+    pub refresh_lock: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ToolTokens {
+    /// New active tokens of `tool_id` holding `sealed_tokens` (sealed under
+    /// [`tool_connection_context`]), created at `now`.
+    pub fn new(
+        project_id: &str,
+        tool_id: &str,
+        scopes: Vec<String>,
+        sealed_tokens: Vec<u8>,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Self {
+        ToolTokens {
+            tool_id: tool_id.to_string(),
+            project_id: project_id.to_string(),
+            scopes,
+            status: ConnectionStatus::Active,
+            sealed_tokens,
+            expires_at,
+            version: 0,
+            refresh_lock: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The encryption context of its sealed tokens: the project and the tool.
+    pub fn context(&self) -> EncryptionContext {
+        tool_connection_context(&self.project_id, &self.tool_id)
+    }
+
+    /// Its token-holding state.
+    pub fn held(&self) -> HeldTokens {
+        HeldTokens {
+            status: self.status,
+            scopes: self.scopes.clone(),
+            sealed_tokens: self.sealed_tokens.clone(),
+            expires_at: self.expires_at,
+            version: self.version,
+            refresh_lock: self.refresh_lock,
+        }
+    }
 }

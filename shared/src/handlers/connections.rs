@@ -127,7 +127,10 @@ async fn delete(
     };
     // Revoke upstream first (best effort: a provider outage must not keep a user connected here).
     let revoked = match vault::resolve_provider(state, &key.project_id, &provider_name, items[2].as_ref()) {
-        Ok(provider) => vault::revoke_upstream(state, &provider.token_client(), &conn).await,
+        Ok(provider) => {
+            let holder = vault::refresh::Holder::connection(&conn);
+            vault::revoke_upstream(state, &provider.token_client(), &holder, &conn.sealed_tokens).await
+        }
         Err(_) => false,
     };
     let deleted = state

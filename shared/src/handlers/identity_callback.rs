@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::auth_session::VaultState;
-use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::connection::Connection;
 use crate::domain::context::{connection_context, vault_state_context};
 use crate::error::VaultError;
 use crate::http::{html, request};
@@ -213,21 +213,18 @@ async fn complete(
     .await
     .map_err(|_| internal("sealing"))?;
     let conn = Connection {
-        tool_id: None,
-        project_id: st.project_id.clone(),
-        user_id: st.user_id.clone(),
-        provider: st.provider.clone(),
-        scopes: vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
         account_id,
         email,
-        status: ConnectionStatus::Active,
-        sealed_tokens: sealed,
-        expires_at: tokens.expires_in.map(|s| now + s),
         api_base_url,
-        version: 0,
-        refresh_lock: None,
-        created_at: now,
-        updated_at: now,
+        ..Connection::new(
+            &st.project_id,
+            &st.user_id,
+            &st.provider,
+            vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
+            sealed,
+            tokens.expires_in.map(|s| now + s),
+            now,
+        )
     };
     let done = state
         .store

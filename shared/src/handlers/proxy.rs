@@ -16,7 +16,7 @@ use crate::http::path::path_params;
 use crate::state::AppState;
 use crate::store::{connections, providers, FromItem};
 use crate::vault::forward::{relay, send_with_held_token, MAX_PROXY_BODY};
-use crate::vault::refresh::{reauthorization_required, upstream_failure};
+use crate::vault::refresh::{reauthorization_required, upstream_failure, Holder};
 use crate::vault::upstream::precheck;
 use crate::vault::{self, path, PresentedKey};
 
@@ -176,7 +176,8 @@ async fn proxy(state: &AppState, req: &Request) -> Result<Response<Body>, VaultE
     let res = send_with_held_token(
         state,
         &provider.token_client(),
-        conn,
+        &Holder::connection(&conn),
+        conn.held(),
         now,
         provider_name,
         |access_token| {

@@ -21,8 +21,8 @@
 use http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::domain::connection::{Connection, ConnectionStatus};
-use crate::domain::tool::ToolRecord;
+use crate::domain::connection::ConnectionStatus;
+use crate::domain::tool::{ToolRecord, ToolTokens};
 use crate::error::{ToolError, VaultError};
 use crate::state::AppState;
 use crate::store::connections::tool_tokens_key;
@@ -30,7 +30,7 @@ use crate::store::tools as tstore;
 use crate::store::FromItem;
 use crate::tools::{self, detail, discovery, migration};
 use crate::vault::forward::{send_with_held_token, ForwardError};
-use crate::vault::refresh;
+use crate::vault::refresh::{self, Holder};
 use crate::vault::upstream::{precheck, UpstreamError};
 
 const FORWARDED: &[&str] = &[
@@ -144,9 +144,9 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
     let sse_window = (*req.method() == Method::GET).then(|| {
         std::time::Duration::from_secs((state.config.upstream_timeout_seconds as u64).saturating_sub(3).max(1))
     });
-    let Some(conn) = items[2]
+    let Some(held) = items[2]
         .as_ref()
-        .map(Connection::from_item)
+        .map(ToolTokens::from_item)
         .transpose()
         .map_err(|e| tools::store_error("reading tool tokens", e))?
     else {
@@ -167,14 +167,15 @@ async fn forward(state: &AppState, req: &Request) -> Result<Response<Body>, Tool
             .map_err(|e| vault_to_tool(refresh::upstream_failure(&UpstreamError::from_reqwest(e))))?;
         return relay(state, &tool, res, sse_window).await;
     };
-    if conn.status != ConnectionStatus::Active {
+    if held.status != ConnectionStatus::Active {
         return Err(detail(
             StatusCode::UNAUTHORIZED,
             "The tool's authorization can no longer be refreshed; run initiate-oauth again",
         ));
     }
     let client = tools::token_client(&tool);
-    let sent = send_with_held_token(state, &client, conn, now, &tool_id, |access_token| {
+    let holder = Holder::tool(&held);
+    let sent = send_with_held_token(state, &client, &holder, held.held(), now, &tool_id, |access_token| {
         let mut out = state
             .upstream
             .request(req.method().clone(), target.clone())

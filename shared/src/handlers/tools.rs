@@ -6,8 +6,7 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::domain::connection::Connection;
-use crate::domain::tool::{self as tool, ToolRecord};
+use crate::domain::tool::{self as tool, ToolRecord, ToolTokens};
 use crate::error::ToolError;
 use crate::http::{request, response};
 use crate::state::AppState;
@@ -202,7 +201,7 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
 }
 
 /// The project key, the tool (owned by the key's project) and its tokens, in one batch read.
-async fn load(state: &AppState, req: &Request) -> Result<(ToolRecord, Option<Connection>), ToolError> {
+async fn load(state: &AppState, req: &Request) -> Result<(ToolRecord, Option<ToolTokens>), ToolError> {
     let key = tools::presented_key(req, None)?;
     let tool_id = tools::tool_id_from(ONE, req)?;
     let now = state.clock.now();
@@ -218,7 +217,7 @@ async fn load(state: &AppState, req: &Request) -> Result<(ToolRecord, Option<Con
     let tool = tools::owned_tool(&key, items[1].as_ref())?;
     let tokens = items[2]
         .as_ref()
-        .map(Connection::from_item)
+        .map(ToolTokens::from_item)
         .transpose()
         .map_err(|e| tools::store_error("reading tool tokens", e))?;
     Ok((tool, tokens))
@@ -237,8 +236,9 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response<Body>, ToolE
     let tool_id = tool.tool_id.clone();
     let now = state.clock.now();
     // Revoke at the authorization server where it has an endpoint (best effort).
-    if let Some(conn) = &tokens {
-        crate::vault::revoke_upstream(state, &tools::token_client(&tool), conn).await;
+    if let Some(held) = &tokens {
+        let holder = crate::vault::refresh::Holder::tool(held);
+        crate::vault::revoke_upstream(state, &tools::token_client(&tool), &holder, &held.sealed_tokens).await;
     }
     state
         .store

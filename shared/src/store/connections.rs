@@ -1,10 +1,11 @@
-//! Connections as items: a user's provider tokens, and a tool's tokens (the type is
-//! `domain::connection::Connection`).
+//! Connections as items (`domain::connection::Connection`), and what every item holding tokens
+//! shares — a user's connection, a tool's tokens (`store::tools`): the token upsert and the refresh
+//! lease, by key and version (`domain::connection::HeldTokens`).
 //!
 //! | item | pk | sk |
 //! |---|---|---|
 //! | connection | `CONN#<project_id>#<user_id>` | `PROVIDER#<provider>` |
-//! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (in the tool's partition; `user_id` empty, `provider` `mcp`) |
+//! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (in the tool's partition; `provider` `mcp`; see `store::tools`) |
 //!
 //! Every token write bumps `version`; a refresh takes a lease (`refresh_lock` until, `refresh_owner`)
 //! at the version it read, so one refresher calls the provider and the others wait for the version to
@@ -18,7 +19,7 @@ use super::item::FromItem;
 use super::keys::Key;
 use super::{build_err, is_condition_failed, n, s, Item, Store, StoreError, Transaction};
 use crate::crypto::secret;
-use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::connection::{Connection, ConnectionStatus, HeldTokens};
 
 /// How long one refresher holds a connection's refresh lease: longer than the provider call's
 /// 10 s limit plus sealing and the write.
@@ -43,60 +44,97 @@ pub fn tool_tokens_key(tool_id: &str) -> Key {
     }
 }
 
-/// The key of a connection's item (a tool's tokens or a user's connection).
+/// The key of a connection's item.
 pub fn key_of(conn: &Connection) -> Key {
-    match &conn.tool_id {
-        Some(t) => tool_tokens_key(t),
-        None => connection_key(&conn.project_id, &conn.user_id, &conn.provider),
-    }
+    connection_key(&conn.project_id, &conn.user_id, &conn.provider)
 }
 
 impl FromItem for Connection {
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let pk = item.req_s("pk")?;
-        let (tool_id, project_id, user_id) = if let Some(tool) = pk.strip_prefix("TOOL#") {
-            (
-                Some(tool.to_string()),
-                item.req_s("project_id")?.to_string(),
-                String::new(),
-            )
-        } else {
-            let rest = pk
-                .strip_prefix(CONN_PREFIX)
-                .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
-            let (p, u) = rest
-                .split_once('#')
-                .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
-            (None, p.to_string(), u.to_string())
-        };
+        let rest = pk
+            .strip_prefix(CONN_PREFIX)
+            .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
+        let (project_id, user_id) = rest
+            .split_once('#')
+            .ok_or_else(|| StoreError::Malformed("connection key".into()))?;
+        let held = HeldTokens::from_item(item)?;
         Ok(Connection {
-            tool_id,
-            project_id,
-            user_id,
+            project_id: project_id.to_string(),
+            user_id: user_id.to_string(),
             provider: item.req_s("provider")?.to_string(),
-            scopes: item.list("scopes"),
+            scopes: held.scopes,
             account_id: item.s("account_id").map(str::to_string),
             email: item.s("email").map(str::to_string),
-            status: item.req_status()?,
-            sealed_tokens: item
-                .b("tokens")
-                .ok_or_else(|| StoreError::Malformed("connection tokens".into()))?
-                .to_vec(),
-            expires_at: item.n("expires_at"),
+            status: held.status,
+            sealed_tokens: held.sealed_tokens,
+            expires_at: held.expires_at,
             api_base_url: item.s("api_base_url").map(str::to_string),
-            version: item.n("version").unwrap_or(0),
-            refresh_lock: item.n("refresh_lock"),
+            version: held.version,
+            refresh_lock: held.refresh_lock,
             created_at: item.n("created_at").unwrap_or(0),
             updated_at: item.n("updated_at").unwrap_or(0),
         })
     }
 }
 
+/// The attributes every token-holding item has (a connection's, a tool's tokens).
+impl FromItem for HeldTokens {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        Ok(HeldTokens {
+            status: item.req_status()?,
+            scopes: item.list("scopes"),
+            sealed_tokens: item
+                .b("tokens")
+                .ok_or_else(|| StoreError::Malformed("connection tokens".into()))?
+                .to_vec(),
+            expires_at: item.n("expires_at"),
+            version: item.n("version").unwrap_or(0),
+            refresh_lock: item.n("refresh_lock"),
+        })
+    }
+}
+
+/// What a token upsert writes: the item's kind and owner, the tokens, and the identity attributes
+/// (each removed when `None`).
+pub(super) struct TokensUpsert<'a> {
+    pub key: Key,
+    /// `connection` or `tool_tokens`.
+    pub kind: &'a str,
+    pub project_id: &'a str,
+    pub provider: &'a str,
+    pub scopes: &'a [String],
+    pub sealed_tokens: &'a [u8],
+    pub expires_at: Option<i64>,
+    pub account_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub api_base_url: Option<&'a str>,
+}
+
 impl Store {
     /// The update that stores (or replaces) a connection's tokens and identity, bumping its version
     /// and dropping any refresh lease.
     pub(super) fn connection_upsert(&self, conn: &Connection, now: i64) -> Result<Update, StoreError> {
-        let key = key_of(conn);
+        self.tokens_upsert(
+            TokensUpsert {
+                key: key_of(conn),
+                kind: "connection",
+                project_id: &conn.project_id,
+                provider: &conn.provider,
+                scopes: &conn.scopes,
+                sealed_tokens: &conn.sealed_tokens,
+                expires_at: conn.expires_at,
+                account_id: conn.account_id.as_deref(),
+                email: conn.email.as_deref(),
+                api_base_url: conn.api_base_url.as_deref(),
+            },
+            now,
+        )
+    }
+
+    /// The update that stores (or replaces) an item's tokens, active, bumping its version and
+    /// dropping any refresh lease.
+    pub(super) fn tokens_upsert(&self, u: TokensUpsert<'_>, now: i64) -> Result<Update, StoreError> {
         let mut set = vec![
             "#type = :conn_type",
             "project_id = :project",
@@ -109,24 +147,17 @@ impl Store {
             "version = if_not_exists(version, :zero) + :one",
         ];
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
-            (
-                ":conn_type".to_string(),
-                s(if conn.tool_id.is_some() {
-                    "tool_tokens"
-                } else {
-                    "connection"
-                }),
-            ),
-            (":project".to_string(), s(&conn.project_id)),
-            (":provider".to_string(), s(&conn.provider)),
+            (":conn_type".to_string(), s(u.kind)),
+            (":project".to_string(), s(u.project_id)),
+            (":provider".to_string(), s(u.provider)),
             (
                 ":scopes".to_string(),
-                AttributeValue::L(conn.scopes.iter().map(|x| s(x)).collect()),
+                AttributeValue::L(u.scopes.iter().map(|x| s(x)).collect()),
             ),
             (":active".to_string(), s(ConnectionStatus::Active.as_str())),
             (
                 ":tokens".to_string(),
-                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(conn.sealed_tokens.clone())),
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(u.sealed_tokens.to_vec())),
             ),
             (":now".to_string(), n(now)),
             (":zero".to_string(), n(0)),
@@ -134,19 +165,9 @@ impl Store {
         ]);
         let mut remove = vec!["refresh_lock", "refresh_owner"];
         for (attr, assign, placeholder, value) in [
-            (
-                "account_id",
-                "account_id = :account",
-                ":account",
-                conn.account_id.as_deref(),
-            ),
-            ("email", "email = :email", ":email", conn.email.as_deref()),
-            (
-                "api_base_url",
-                "api_base_url = :api_base",
-                ":api_base",
-                conn.api_base_url.as_deref(),
-            ),
+            ("account_id", "account_id = :account", ":account", u.account_id),
+            ("email", "email = :email", ":email", u.email),
+            ("api_base_url", "api_base_url = :api_base", ":api_base", u.api_base_url),
         ] {
             match value {
                 Some(v) => {
@@ -156,7 +177,7 @@ impl Store {
                 None => remove.push(attr),
             }
         }
-        match conn.expires_at {
+        match u.expires_at {
             Some(e) => {
                 values.insert(":exp".into(), n(e));
                 set.push("expires_at = :exp");
@@ -166,7 +187,7 @@ impl Store {
         let expr = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
         Update::builder()
             .table_name(self.table())
-            .set_key(Some(key.to_map()))
+            .set_key(Some(u.key.to_map()))
             .update_expression(expr)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#type", "type")
@@ -183,9 +204,9 @@ impl Store {
         self.transact_all(Transaction::new().item(upsert)).await
     }
 
-    /// A connection (or tool tokens) by its key.
-    pub async fn get_connection_at(&self, key: &Key, now: i64) -> Result<Option<Connection>, StoreError> {
-        self.get(key, now).await?.map(|i| Connection::from_item(&i)).transpose()
+    /// The token-holding state of the item at `key` (a connection's or a tool's tokens).
+    pub async fn get_held(&self, key: &Key, now: i64) -> Result<Option<HeldTokens>, StoreError> {
+        self.get(key, now).await?.map(|i| HeldTokens::from_item(&i)).transpose()
     }
 
     pub async fn get_connection(
@@ -235,9 +256,10 @@ impl Store {
         }
     }
 
-    async fn update_connection(
+    async fn update_held(
         &self,
-        conn: &Connection,
+        key: &Key,
+        version: i64,
         update: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
@@ -246,10 +268,10 @@ impl Store {
             .client()
             .update_item()
             .table_name(self.table())
-            .set_key(Some(key_of(conn).to_map()))
+            .set_key(Some(key.to_map()))
             .update_expression(update)
             .condition_expression(condition)
-            .expression_attribute_values(":v", n(conn.version));
+            .expression_attribute_values(":v", n(version));
         if update.contains("#status") || condition.contains("#status") {
             req = req.expression_attribute_names("#status", "status");
         }
@@ -266,15 +288,16 @@ impl Store {
         }
     }
 
-    /// Take the refresh lease on a connection at `conn.version`: only one caller wins while the
+    /// Take the refresh lease on the tokens at `key` at `version`: only one caller wins while the
     /// lease lasts; the others wait for the version to move. The winner gets the lease's owner
     /// value, which its later writes must present (a caller whose lease expired cannot clobber
     /// the next holder's).
-    pub async fn claim_refresh(&self, conn: &Connection, now: i64) -> Result<Option<String>, StoreError> {
+    pub async fn claim_refresh(&self, key: &Key, version: i64, now: i64) -> Result<Option<String>, StoreError> {
         let owner = secret::random_token("", 12);
         let won = self
-            .update_connection(
-                conn,
+            .update_held(
+                key,
+                version,
                 "SET refresh_lock = :until, refresh_owner = :owner",
                 "version = :v AND #status = :active AND (attribute_not_exists(refresh_lock) OR refresh_lock < :now)",
                 vec![
@@ -289,9 +312,11 @@ impl Store {
     }
 
     /// Write refreshed tokens (the lease holder only); bumps the version and drops the lease.
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_refreshed(
         &self,
-        conn: &Connection,
+        key: &Key,
+        version: i64,
         owner: &str,
         sealed_tokens: Vec<u8>,
         expires_at: Option<i64>,
@@ -321,7 +346,7 @@ impl Store {
             values.push((":scopes", AttributeValue::L(sc.iter().map(|x| s(x)).collect())));
         }
         let expr = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
-        self.update_connection(conn, &expr, "version = :v AND refresh_owner = :owner", values)
+        self.update_held(key, version, &expr, "version = :v AND refresh_owner = :owner", values)
             .await
     }
 
@@ -329,12 +354,14 @@ impl Store {
     /// (`owner`) may mark it.
     pub async fn mark_reauthorization_required(
         &self,
-        conn: &Connection,
+        key: &Key,
+        version: i64,
         owner: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.update_connection(
-            conn,
+        self.update_held(
+            key,
+            version,
             "SET #status = :reauth, version = version + :one, updated_at = :now REMOVE refresh_lock, refresh_owner",
             "version = :v AND refresh_owner = :owner",
             vec![
@@ -348,9 +375,10 @@ impl Store {
     }
 
     /// Give the lease back without changing the tokens (the provider was unreachable).
-    pub async fn release_refresh(&self, conn: &Connection, owner: &str) -> Result<bool, StoreError> {
-        self.update_connection(
-            conn,
+    pub async fn release_refresh(&self, key: &Key, version: i64, owner: &str) -> Result<bool, StoreError> {
+        self.update_held(
+            key,
+            version,
             "REMOVE refresh_lock, refresh_owner",
             "version = :v AND refresh_owner = :owner",
             vec![(":owner", s(owner))],

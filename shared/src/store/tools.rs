@@ -4,7 +4,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | tool | `TOOL#<tool_id>` | `TOOL` |
-//! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (a `domain::connection::Connection` with `tool_id`; see `store::connections`) |
+//! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (`domain::tool::ToolTokens`: `type` `tool_tokens`, `project_id`, `provider` `mcp`, and the token attributes every token-holding item has, `store::connections`) |
 //! | OAuth state (single use) | `TSTATE#<sha256(state)>` | `TSTATE` |
 //!
 //! Attributes of a tool item beyond its discovery results:
@@ -21,15 +21,16 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 
-use super::connections::tool_tokens_key;
+use super::connections::{tool_tokens_key, TokensUpsert};
 use super::item::FromItem;
 use super::keys::Key;
 use super::{build_err, s, Item, Store, StoreError, Transaction, TTL_ATTR};
 use crate::crypto::secret;
-use crate::domain::tool::{ToolClient, ToolRecord, ToolState};
+use crate::domain::connection::HeldTokens;
+use crate::domain::tool::{ToolClient, ToolRecord, ToolState, ToolTokens, TOOL_TOKENS_PROVIDER};
 
 pub fn tool_key(tool_id: &str) -> Key {
     Key {
@@ -161,7 +162,66 @@ impl FromItem for ToolRecord {
 #[derive(Clone, Copy, Debug)]
 struct Moved;
 
+impl FromItem for ToolTokens {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let tool_id = item
+            .req_s("pk")?
+            .strip_prefix("TOOL#")
+            .ok_or_else(|| StoreError::Malformed("tool tokens key".into()))?
+            .to_string();
+        let held = HeldTokens::from_item(item)?;
+        Ok(ToolTokens {
+            tool_id,
+            project_id: item.req_s("project_id")?.to_string(),
+            scopes: held.scopes,
+            status: held.status,
+            sealed_tokens: held.sealed_tokens,
+            expires_at: held.expires_at,
+            version: held.version,
+            refresh_lock: held.refresh_lock,
+            created_at: item.n("created_at").unwrap_or(0),
+            updated_at: item.n("updated_at").unwrap_or(0),
+        })
+    }
+}
+
 impl Store {
+    /// The update that stores (or replaces) a tool's tokens: the same attributes a connection's
+    /// item has, `provider` `mcp`, no account.
+    fn tool_tokens_upsert(&self, tokens: &ToolTokens, now: i64) -> Result<Update, StoreError> {
+        self.tokens_upsert(
+            TokensUpsert {
+                key: tool_tokens_key(&tokens.tool_id),
+                kind: "tool_tokens",
+                project_id: &tokens.project_id,
+                provider: TOOL_TOKENS_PROVIDER,
+                scopes: &tokens.scopes,
+                sealed_tokens: &tokens.sealed_tokens,
+                expires_at: tokens.expires_at,
+                account_id: None,
+                email: None,
+                api_base_url: None,
+            },
+            now,
+        )
+    }
+
+    /// Store (or replace) a tool's tokens (complete-oauth), active at a new version.
+    pub async fn put_tool_tokens(&self, tokens: &ToolTokens, now: i64) -> Result<(), StoreError> {
+        let upsert = TransactWriteItem::builder()
+            .update(self.tool_tokens_upsert(tokens, now)?)
+            .build();
+        self.transact_all(Transaction::new().item(upsert)).await
+    }
+
+    /// A tool's tokens, if it holds any.
+    pub async fn get_tool_tokens(&self, tool_id: &str, now: i64) -> Result<Option<ToolTokens>, StoreError> {
+        self.get(&tool_tokens_key(tool_id), now)
+            .await?
+            .map(|i| ToolTokens::from_item(&i))
+            .transpose()
+    }
+
     pub async fn put_tool(&self, tool: &ToolRecord, now: i64) -> Result<(), StoreError> {
         self.put_new(tool_item(tool), now).await
     }
@@ -350,5 +410,58 @@ mod tests {
         let item = tool_item(&tool);
         assert!(item.get("other_clients").is_some());
         assert_eq!(ToolRecord::from_item(&item).unwrap(), tool);
+    }
+
+    fn offline_store() -> Store {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(conf), "latchkey-test")
+    }
+
+    #[test]
+    fn tool_tokens_items_keep_the_shape_they_had_as_connections() {
+        // An item as complete-oauth wrote it when tool tokens were a `Connection` with a `tool_id`.
+        let item = Item::with_key(&tool_tokens_key("tl_1"))
+            .set_s("type", "tool_tokens")
+            .set_s("project_id", "prj_1")
+            .set_s("provider", "mcp")
+            .set_list("scopes", &["a".to_string(), "b".to_string()])
+            .set_s("status", "active")
+            .set_b("tokens", vec![1, 2, 3])
+            .set_n("expires_at", 100)
+            .set_n("version", 3)
+            .set_n("created_at", 1)
+            .set_n("updated_at", 2);
+        let t = ToolTokens::from_item(&item).unwrap();
+        assert_eq!(
+            t,
+            ToolTokens {
+                tool_id: "tl_1".into(),
+                project_id: "prj_1".into(),
+                scopes: vec!["a".into(), "b".into()],
+                status: crate::domain::connection::ConnectionStatus::Active,
+                sealed_tokens: vec![1, 2, 3],
+                expires_at: Some(100),
+                version: 3,
+                refresh_lock: None,
+                created_at: 1,
+                updated_at: 2,
+            }
+        );
+        // And it is written the same way: a connection's upsert, `provider` `mcp`, no account.
+        let store = offline_store();
+        let update = store.tool_tokens_upsert(&t, 50).unwrap();
+        assert_eq!(
+            update.update_expression(),
+            "SET #type = :conn_type, project_id = :project, provider = :provider, scopes = :scopes, #status = :active, tokens = :tokens, updated_at = :now, created_at = if_not_exists(created_at, :now), version = if_not_exists(version, :zero) + :one, expires_at = :exp REMOVE refresh_lock, refresh_owner, account_id, email, api_base_url"
+        );
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!(values[":conn_type"], s("tool_tokens"));
+        assert_eq!(values[":provider"], s("mcp"));
+        assert_eq!(values[":project"], s("prj_1"));
+        assert_eq!(update.key()["pk"], s("TOOL#tl_1"));
+        assert_eq!(update.key()["sk"], s("TOKENS"));
     }
 }

@@ -21,9 +21,8 @@ use serde_json::Value;
 use super::scopes::{self, ScopeInputs};
 use super::{detail, discovery, internal, migration, owned_tool, store_error, verify_key};
 use crate::crypto::secret;
-use crate::domain::connection::{Connection, ConnectionStatus};
-use crate::domain::context::tool_state_context;
-use crate::domain::tool::{ToolRecord, ToolState, STATE_TTL};
+use crate::domain::context::{tool_connection_context, tool_state_context};
+use crate::domain::tool::{ToolRecord, ToolState, ToolTokens, STATE_TTL};
 use crate::error::{FieldError, ToolError};
 use crate::oauth::pkce;
 use crate::state::AppState;
@@ -92,7 +91,7 @@ pub async fn initiate(
     }
     let granted = items[2]
         .as_ref()
-        .map(Connection::from_item)
+        .map(ToolTokens::from_item)
         .transpose()
         .map_err(|e| store_error("reading tool tokens", e))?
         .map(|c| c.scopes)
@@ -280,26 +279,9 @@ pub async fn complete(
         tracing::info!(tool = %tool_id, error = %e, "tools: code exchange failed");
         exchange_error(e)
     })?;
-    let conn = Connection {
-        tool_id: Some(tool_id.to_string()),
-        project_id: key.project_id.clone(),
-        user_id: String::new(),
-        provider: "mcp".into(),
-        scopes: crate::vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
-        account_id: None,
-        email: None,
-        status: ConnectionStatus::Active,
-        sealed_tokens: Vec::new(),
-        expires_at: tokens.expires_in.map(|s| now + s),
-        api_base_url: None,
-        version: 0,
-        refresh_lock: None,
-        created_at: now,
-        updated_at: now,
-    };
     let sealed = crate::vault::seal_tokens(
         state,
-        &conn.context(),
+        &tool_connection_context(&key.project_id, tool_id),
         &crate::vault::Tokens {
             access_token: tokens.access_token.clone(),
             refresh_token: tokens.refresh_token.clone(),
@@ -307,16 +289,18 @@ pub async fn complete(
     )
     .await
     .map_err(|_| internal())?;
+    let held = ToolTokens::new(
+        &key.project_id,
+        tool_id,
+        crate::vault::granted_scopes(tokens.scope.as_deref(), &st.scopes),
+        sealed,
+        tokens.expires_in.map(|s| now + s),
+        now,
+    );
     // Round trip 3: store the tokens.
     state
         .store
-        .put_connection(
-            &Connection {
-                sealed_tokens: sealed,
-                ..conn
-            },
-            now,
-        )
+        .put_tool_tokens(&held, now)
         .await
         .map_err(|e| store_error("storing tool tokens", e))?;
     tracing::info!(tool = %tool_id, "tools: OAuth completed");

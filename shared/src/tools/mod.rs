@@ -19,9 +19,9 @@ use lambda_http::Request;
 use serde_json::{json, Map, Value};
 
 use self::fetch::FetchError;
-use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::connection::ConnectionStatus;
 use crate::domain::project::project_of_key;
-use crate::domain::tool::{is_tool_id, ToolRecord};
+use crate::domain::tool::{is_tool_id, ToolRecord, ToolTokens};
 use crate::error::{FieldError, ToolError};
 use crate::store::{FromItem, Item, StoreError};
 use crate::vault::providers::{RevokeSpec, RevokeStyle, TokenAuthMethod, TokenFormat};
@@ -272,7 +272,7 @@ pub fn client_metadata_url(base: &str, tool_id: &str) -> String {
 }
 
 /// The tool's public view: discovered metadata and connection status, never a token or secret.
-pub fn tool_json(tool: &ToolRecord, tokens: Option<&Connection>) -> Value {
+pub fn tool_json(tool: &ToolRecord, tokens: Option<&ToolTokens>) -> Value {
     let connection = match tokens {
         None => json!({"status": "not_connected"}),
         Some(c) => {

@@ -8,10 +8,10 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
 use super::open_tokens;
-use super::refresh::{self, needs_refresh, upstream_failure};
+use super::refresh::{self, needs_refresh, upstream_failure, Holder};
 use super::token_client::TokenClient;
 use super::upstream::UpstreamError;
-use crate::domain::connection::Connection;
+use crate::domain::connection::HeldTokens;
 use crate::error::VaultError;
 use crate::state::AppState;
 
@@ -51,25 +51,27 @@ impl From<ForwardError> for VaultError {
     }
 }
 
-/// Send the request `build` makes for an access token, with the token `conn` holds: refreshed first
-/// when it has expired at `now`, and refreshed once more with one retry when the upstream answers
-/// 401. Without a refresh token there is nothing to refresh with: the upstream's own answer (a 401
-/// and its `WWW-Authenticate`) is returned as it is. `label` names the upstream in the log.
+/// Send the request `build` makes for an access token, with the token `holder` holds (state
+/// `held`): refreshed first when it has expired at `now`, and refreshed once more with one retry
+/// when the upstream answers 401 (RFC 6750 §3.1 `invalid_token`). Without a refresh token there is
+/// nothing to refresh with: the upstream's own answer (a 401 and its `WWW-Authenticate`) is returned
+/// as it is. `label` names the upstream in the log.
 pub async fn send_with_held_token(
     state: &AppState,
     client: &TokenClient,
-    conn: Connection,
+    holder: &Holder,
+    held: HeldTokens,
     now: i64,
     label: &str,
     build: impl Fn(&str) -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, ForwardError> {
-    let mut conn = conn;
-    let mut tokens = open_tokens(state, &conn.context(), &conn.sealed_tokens)
+    let mut held = held;
+    let mut tokens = open_tokens(state, &holder.context, &held.sealed_tokens)
         .await
         .map_err(ForwardError::Send)?;
     let mut refreshed = false;
-    if needs_refresh(&conn, now) && tokens.refresh_token.is_some() {
-        (conn, tokens) = refresh::refresh(state, client, &conn, &tokens)
+    if needs_refresh(&held, now) && tokens.refresh_token.is_some() {
+        (held, tokens) = refresh::refresh(state, client, holder, &held, &tokens)
             .await
             .map_err(ForwardError::Refresh)?;
         refreshed = true;
@@ -82,7 +84,7 @@ pub async fn send_with_held_token(
         if res.status() == StatusCode::UNAUTHORIZED && !refreshed && tokens.refresh_token.is_some() {
             // The upstream no longer accepts the token (revoked or expired early): refresh once.
             tracing::info!(upstream = %label, "forward: the upstream answered 401; refreshing");
-            (conn, tokens) = refresh::refresh(state, client, &conn, &tokens)
+            (held, tokens) = refresh::refresh(state, client, holder, &held, &tokens)
                 .await
                 .map_err(ForwardError::Refresh)?;
             refreshed = true;

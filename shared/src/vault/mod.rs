@@ -16,7 +16,6 @@ use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{secret, EncryptionContext, Keyring};
-use crate::domain::connection::Connection;
 use crate::domain::context::provider_context;
 use crate::domain::project::{project_of_key, ApiKeyRecord};
 use crate::domain::provider::ProviderConfig;
@@ -278,14 +277,20 @@ pub async fn open_tokens(state: &AppState, ctx: &EncryptionContext, sealed: &[u8
     serde_json::from_slice(&plain).map_err(|_| internal())
 }
 
-/// Revoke a connection's (or a tool's) tokens where `client` says how. Best effort: `true` when the
-/// provider confirmed; failures are logged (a provider outage must not keep anyone connected here).
-pub async fn revoke_upstream(state: &AppState, client: &TokenClient, conn: &Connection) -> bool {
+/// Revoke the tokens `holder` holds (`sealed_tokens`) where `client` says how (RFC 7009, or the
+/// provider's own way). Best effort: `true` when the provider confirmed; failures are logged (a
+/// provider outage must not keep anyone connected here).
+pub async fn revoke_upstream(
+    state: &AppState,
+    client: &TokenClient,
+    holder: &refresh::Holder,
+    sealed_tokens: &[u8],
+) -> bool {
     if client.revoke.is_none() {
         return false;
     }
     let (Ok(tokens), Ok(creds)) = (
-        open_tokens(state, &conn.context(), &conn.sealed_tokens).await,
+        open_tokens(state, &holder.context, sealed_tokens).await,
         credentials(state, client).await,
     ) else {
         return false;
@@ -302,7 +307,7 @@ pub async fn revoke_upstream(state: &AppState, client: &TokenClient, conn: &Conn
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(provider = %conn.provider, error = %e, "revocation at the provider failed");
+            tracing::warn!(provider = %holder.provider, error = %e, "revocation at the provider failed");
             false
         }
     }

@@ -1,8 +1,8 @@
-//! Single-flight refresh of a connection's access token. The first caller takes a lease with a
-//! conditional write on the connection's `version`; it alone calls the provider and writes the new
-//! tokens (bumping the version). Everyone else re-reads until the version moves, then uses what the
-//! winner stored. A provider that refuses the refresh token marks the connection
-//! `reauthorization_required`.
+//! Single-flight refresh (RFC 6749 §6) of held tokens — a user's connection or a tool's tokens. The
+//! first caller takes a lease with a conditional write on the item's `version`; it alone calls the
+//! token endpoint and writes the new tokens (bumping the version). Everyone else re-reads until the
+//! version moves, then uses what the winner stored. An issuer that refuses the refresh token marks
+//! the tokens `reauthorization_required`.
 
 use std::time::Duration;
 
@@ -11,10 +11,13 @@ use http::StatusCode;
 use super::token_client::TokenClient;
 use super::upstream::{self, UpstreamError};
 use super::{credentials, open_tokens, seal_tokens, store_error, Tokens};
-use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::crypto::EncryptionContext;
+use crate::domain::connection::{Connection, ConnectionStatus, HeldTokens};
+use crate::domain::tool::{ToolTokens, TOOL_TOKENS_PROVIDER};
 use crate::error::VaultError;
 use crate::state::AppState;
-use crate::store::connections;
+use crate::store::connections::{self, tool_tokens_key};
+use crate::store::keys::Key;
 
 /// Refresh this long before the provider's stated expiry.
 pub const EXPIRY_SKEW: i64 = 30;
@@ -31,9 +34,38 @@ const DEAD_REFRESH_CODES: &[&str] = &[
     "invalid_token",
 ];
 
+/// Whose tokens are held: the item they live in, the encryption context they are sealed under, and
+/// the provider named in messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub key: Key,
+    pub context: EncryptionContext,
+    pub provider: String,
+}
+
+impl Holder {
+    /// A user's connection.
+    pub fn connection(conn: &Connection) -> Self {
+        Holder {
+            key: connections::key_of(conn),
+            context: conn.context(),
+            provider: conn.provider.clone(),
+        }
+    }
+
+    /// A tool's tokens.
+    pub fn tool(tokens: &ToolTokens) -> Self {
+        Holder {
+            key: tool_tokens_key(&tokens.tool_id),
+            context: tokens.context(),
+            provider: TOOL_TOKENS_PROVIDER.to_string(),
+        }
+    }
+}
+
 /// Is the access token (about to be) expired at `now`?
-pub fn needs_refresh(conn: &Connection, now: i64) -> bool {
-    conn.expires_at.is_some_and(|e| e <= now + EXPIRY_SKEW)
+pub fn needs_refresh(held: &HeldTokens, now: i64) -> bool {
+    held.expires_at.is_some_and(|e| e <= now + EXPIRY_SKEW)
 }
 
 pub fn reauthorization_required(provider: &str) -> VaultError {
@@ -69,31 +101,32 @@ pub fn upstream_failure(e: &UpstreamError) -> VaultError {
     }
 }
 
-/// Get fresh tokens for `conn` (whose current tokens are `tokens`), refreshing at most once
-/// across every concurrent caller. Returns the connection as stored after the refresh.
+/// Get fresh tokens for `holder`, whose state is `held` and current tokens `tokens`, refreshing at
+/// most once across every concurrent caller. Returns the state as stored after the refresh.
 pub async fn refresh(
     state: &AppState,
     client: &TokenClient,
-    conn: &Connection,
+    holder: &Holder,
+    held: &HeldTokens,
     tokens: &Tokens,
-) -> Result<(Connection, Tokens), VaultError> {
-    let ctx = conn.context();
-    let mut conn = conn.clone();
+) -> Result<(HeldTokens, Tokens), VaultError> {
+    let provider = holder.provider.as_str();
+    let mut held = held.clone();
     let mut tokens = tokens.clone();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if conn.status != ConnectionStatus::Active {
-            return Err(reauthorization_required(&conn.provider));
+        if held.status != ConnectionStatus::Active {
+            return Err(reauthorization_required(provider));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             // Nothing to refresh with. Callers pass the provider's own answer through instead of
             // calling this; reaching here means the token is past its stated expiry.
-            return Err(reauthorization_required(&conn.provider));
+            return Err(reauthorization_required(provider));
         };
         let now = state.clock.now();
         let claimed = state
             .store
-            .claim_refresh(&conn, now)
+            .claim_refresh(&holder.key, held.version, now)
             .await
             .map_err(|e| store_error("claiming a refresh", e))?;
         if let Some(owner) = claimed {
@@ -108,22 +141,30 @@ pub async fn refresh(
                         // A refresh response without a new refresh token keeps the old one.
                         refresh_token: ts.refresh_token.clone().or(Some(refresh_token)),
                     };
-                    let sealed = seal_tokens(state, &ctx, &fresh).await?;
+                    let sealed = seal_tokens(state, &holder.context, &fresh).await?;
                     let expires_at = ts.expires_in.map(|s| now + s);
                     let scopes = ts
                         .scope
                         .as_deref()
-                        .map(|s| super::granted_scopes(Some(s), &conn.scopes));
+                        .map(|s| super::granted_scopes(Some(s), &held.scopes));
                     let stored = state
                         .store
-                        .store_refreshed(&conn, &owner, sealed.clone(), expires_at, scopes.as_deref(), now)
+                        .store_refreshed(
+                            &holder.key,
+                            held.version,
+                            &owner,
+                            sealed.clone(),
+                            expires_at,
+                            scopes.as_deref(),
+                            now,
+                        )
                         .await
                         .map_err(|e| store_error("storing refreshed tokens", e))?;
                     if !stored {
                         tracing::warn!("vault: a connection changed while this caller held the refresh lease");
                     }
-                    tracing::info!(provider = %conn.provider, "vault: refreshed a connection");
-                    let mut next = conn.clone();
+                    tracing::info!(provider, "vault: refreshed a connection");
+                    let mut next = held.clone();
                     next.version += 1;
                     next.sealed_tokens = sealed;
                     next.expires_at = expires_at;
@@ -134,17 +175,17 @@ pub async fn refresh(
                     Ok((next, fresh))
                 }
                 Err(UpstreamError::Rejected { code, status }) if DEAD_REFRESH_CODES.contains(&code.as_str()) => {
-                    tracing::info!(provider = %conn.provider, %code, status, "vault: the provider refused the refresh token");
+                    tracing::info!(provider, %code, status, "vault: the provider refused the refresh token");
                     state
                         .store
-                        .mark_reauthorization_required(&conn, &owner, now)
+                        .mark_reauthorization_required(&holder.key, held.version, &owner, now)
                         .await
                         .map_err(|e| store_error("marking a connection", e))?;
-                    Err(reauthorization_required(&conn.provider))
+                    Err(reauthorization_required(provider))
                 }
                 Err(e) => {
-                    tracing::warn!(provider = %conn.provider, error = %e, "vault: refresh failed");
-                    if let Err(e) = state.store.release_refresh(&conn, &owner).await {
+                    tracing::warn!(provider, error = %e, "vault: refresh failed");
+                    if let Err(e) = state.store.release_refresh(&holder.key, held.version, &owner).await {
                         tracing::error!(error = %e, "vault: releasing a refresh lease failed");
                     }
                     Err(upstream_failure(&e))
@@ -164,33 +205,66 @@ pub async fn refresh(
             let now = state.clock.now();
             let Some(latest) = state
                 .store
-                .get_connection_at(&connections::key_of(&conn), now)
+                .get_held(&holder.key, now)
                 .await
                 .map_err(|e| store_error("re-reading a connection", e))?
             else {
                 return Err(VaultError::new(
                     StatusCode::NOT_FOUND,
                     "not_connected",
-                    format!("the user has no {} connection", conn.provider),
+                    format!("the user has no {provider} connection"),
                 ));
             };
-            if latest.version != conn.version {
+            if latest.version != held.version {
                 if latest.status != ConnectionStatus::Active {
-                    return Err(reauthorization_required(&latest.provider));
+                    return Err(reauthorization_required(provider));
                 }
-                let fresh = open_tokens(state, &ctx, &latest.sealed_tokens).await?;
+                let fresh = open_tokens(state, &holder.context, &latest.sealed_tokens).await?;
                 if !needs_refresh(&latest, now) {
                     return Ok((latest, fresh));
                 }
-                conn = latest;
+                held = latest;
                 tokens = fresh;
                 break;
             }
             if latest.refresh_lock.is_none_or(|until| until < now) {
                 // The lease holder gave up or died: try to take it ourselves.
-                conn = latest;
+                held = latest;
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_names_the_item_the_context_and_the_provider() {
+        let conn = Connection::new("prj_1", "u#1", "google", Vec::new(), vec![1], Some(10), 0);
+        let h = Holder::connection(&conn);
+        assert_eq!(h.key, connections::connection_key("prj_1", "u#1", "google"));
+        assert_eq!(h.context, conn.context());
+        assert_eq!(h.provider, "google");
+        let tokens = ToolTokens::new("prj_1", "tl_1", Vec::new(), vec![1], None, 0);
+        let h = Holder::tool(&tokens);
+        assert_eq!(h.key, tool_tokens_key("tl_1"));
+        assert_eq!(
+            h.context,
+            crate::domain::context::tool_connection_context("prj_1", "tl_1")
+        );
+        assert_eq!(h.provider, "mcp", "refresh messages name tool tokens as before");
+    }
+
+    #[test]
+    fn rfc6749_6_refresh_ahead_of_the_stated_expiry() {
+        let held = |expires_at| HeldTokens {
+            expires_at,
+            ..Connection::new("p", "u", "x", Vec::new(), Vec::new(), None, 0).held()
+        };
+        assert!(!needs_refresh(&held(None), 1_000), "no stated expiry: wait for a 401");
+        assert!(!needs_refresh(&held(Some(1_000 + EXPIRY_SKEW + 1)), 1_000));
+        assert!(needs_refresh(&held(Some(1_000 + EXPIRY_SKEW)), 1_000));
     }
 }

@@ -4,7 +4,7 @@
 //! call the provider for that user through the proxy (`X-User-Id` = the user's `sub`).
 
 use crate::config::Config;
-use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::connection::Connection;
 use crate::domain::context::connection_context;
 use crate::state::AppState;
 
@@ -57,25 +57,22 @@ pub async fn keep_as_connection(state: &AppState, tokens: &SignInTokens<'_>, sub
         Err(_) => return,
     };
     let requested: Vec<String> = state.config.login_scopes.split(' ').map(str::to_string).collect();
+    let expires_at = tokens
+        .expires_in
+        .filter(|e| *e > 0)
+        .map(|e| now.saturating_add(e.min(super::upstream::MAX_EXPIRES_IN)));
     let conn = Connection {
-        tool_id: None,
-        project_id: project.to_string(),
-        user_id: sub.to_string(),
-        provider: provider.to_string(),
-        scopes: super::granted_scopes(tokens.scope, &requested),
         account_id: Some(sub.rsplit('|').next().unwrap_or(sub).to_string()),
         email: email.map(str::to_string),
-        status: ConnectionStatus::Active,
-        sealed_tokens: sealed,
-        expires_at: tokens
-            .expires_in
-            .filter(|e| *e > 0)
-            .map(|e| now.saturating_add(e.min(super::upstream::MAX_EXPIRES_IN))),
-        api_base_url: None,
-        version: 0,
-        refresh_lock: None,
-        created_at: now,
-        updated_at: now,
+        ..Connection::new(
+            project,
+            sub,
+            provider,
+            super::granted_scopes(tokens.scope, &requested),
+            sealed,
+            expires_at,
+            now,
+        )
     };
     match state.store.put_connection(&conn, now).await {
         Ok(()) => tracing::info!(provider, "login: sign-in tokens kept as the user's vault connection"),
