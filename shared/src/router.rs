@@ -53,6 +53,7 @@ pub enum Route {
 }
 
 impl Route {
+    /// Every route, one per Lambda function.
     pub const ALL: [Route; 20] = [
         Route::Discovery,
         Route::Register,

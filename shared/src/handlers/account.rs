@@ -23,6 +23,7 @@ const PATH: &str = "/oauth/2.1/account";
 /// What the account forms' CSRF token is bound to, besides the session.
 const CSRF_PURPOSE: &str = "account";
 
+/// `GET`/`POST /oauth/2.1/account`: the signed-in user's connected apps, and revoking one.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let base = request::public_base(&state.config, &req);
     let now = state.clock.now();

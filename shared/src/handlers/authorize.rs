@@ -19,6 +19,7 @@ use crate::http::request::{self, Params};
 use crate::oauth::authorize::{self as decide, ValidRequest};
 use crate::state::AppState;
 
+/// `GET` (query) or `POST` (form) `/oauth/2.1/authorize`: RFC 6749 §4.1.1; other methods get an error page.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let params = match *req.method() {
         Method::GET => request::query(&req).map_err(|m| (StatusCode::BAD_REQUEST, m)),

@@ -15,6 +15,7 @@ use crate::http::html::{error_page, escape};
 use crate::http::request::{self, Params};
 use crate::state::AppState;
 
+/// `/oauth/2.1/callback`: the upstream provider's return (`GET`), or the local sign-in page and form.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if !state.config.local_login {
         if req.method() != Method::GET {

@@ -18,6 +18,7 @@ use crate::vault::{self, PresentedKey};
 const LIST: &str = "/v1/identity/users/{user_id}/connections";
 const ONE: &str = "/v1/identity/users/{user_id}/connections/{provider}";
 
+/// `GET` a user's connections, or `DELETE` one (revoked at the provider first, RFC 7009 where it has it).
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let path = crate::http::request::raw_path(&req).to_string();
     let res = if let Some(p) = path_params(LIST, &path) {
@@ -46,6 +47,7 @@ fn not_allowed(allow: &str) -> VaultError {
     )
 }
 
+/// A connection as the vault API shows it: provider, scopes, status, who and when; never a token.
 pub fn connection_json(c: &Connection) -> serde_json::Value {
     let mut v = json!({
         "provider": c.provider,

@@ -17,6 +17,7 @@ use crate::http::request::{self, Params};
 use crate::oauth::authorize::ClientRedirect;
 use crate::state::AppState;
 
+/// `GET` the consent page, `POST` the decision (CSRF-checked); a browser session is required.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let base = request::public_base(&state.config, &req);
     let now = state.clock.now();

@@ -10,6 +10,7 @@ use crate::state::AppState;
 
 const METHODS: &str = "GET, OPTIONS";
 
+/// `GET` the authorization server metadata (RFC 8414 §3), CORS-open.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if let Some(res) = response::cors_gate(req.method(), &[Method::GET, Method::HEAD], METHODS) {
         return res;

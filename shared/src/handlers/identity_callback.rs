@@ -43,6 +43,7 @@ fn clean(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
+/// `GET /v1/identity/callback`: the provider's authorization response (RFC 6749 §4.1.2) for an auth session.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
         return page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "Use GET.");

@@ -18,6 +18,7 @@ use crate::store::{Context, FromItem};
 
 const METHODS: &str = "POST";
 
+/// `POST /oauth/2.1/introspect` (RFC 7662 §2), authenticated with a resource server's credentials.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
         return response::method_not_allowed(METHODS);

@@ -53,6 +53,7 @@ fn bad(message: impl Into<String>) -> VaultError {
     VaultError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
+/// Any method on `/v1/proxy/{provider}/{path+}`: the provider's answer, or the vault's error JSON.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     proxy(state, &req).await.unwrap_or_else(|e| e.response())
 }

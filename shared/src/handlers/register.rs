@@ -16,6 +16,7 @@ use crate::store::Context;
 
 const METHODS: &str = "POST, OPTIONS";
 
+/// `POST /oauth/2.1/register` (RFC 7591 §3.1), CORS-open.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if let Some(res) = response::cors_gate(req.method(), &[Method::POST], METHODS) {
         return res;

@@ -15,6 +15,7 @@ use crate::store::{grants, keys, Context, FromItem};
 
 const METHODS: &str = "POST, OPTIONS";
 
+/// `POST /oauth/2.1/revoke` (RFC 7009 §2.1), with client authentication (RFC 6749 §2.3).
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if let Some(res) = response::cors_gate(req.method(), &[Method::POST], METHODS) {
         return res;

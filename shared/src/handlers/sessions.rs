@@ -39,6 +39,7 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     res
 }
 
+/// `POST /v1/identity/sessions`: a new auth session and its `auth_url` (201).
 pub async fn create(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
         return method_not_allowed("POST");
@@ -215,6 +216,7 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
     ))
 }
 
+/// `GET /v1/identity/sessions/{session_id}`: the session's status (`expired` derived at read).
 pub async fn status(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
         return method_not_allowed("GET");

@@ -20,6 +20,7 @@ use crate::store::{keys, Context, FromItem, Item};
 
 const METHODS: &str = "POST, OPTIONS";
 
+/// `POST /oauth/2.1/token` (RFC 6749 §3.2), CORS-open; errors in RFC 6749 §5.2's shape.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if let Some(res) = response::cors_gate(req.method(), &[Method::POST], METHODS) {
         return res;

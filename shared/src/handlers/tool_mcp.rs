@@ -91,6 +91,7 @@ async fn refresh_failed(state: &AppState, req: &Request, tool: &ToolRecord, e: V
     vault_to_tool(e)
 }
 
+/// `POST`/`GET`/`DELETE /tools/{tool_id}/mcp`: MCP Streamable HTTP forwarded with the tool's token.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if !matches!(*req.method(), Method::POST | Method::GET | Method::DELETE) {
         return detail(

@@ -18,6 +18,7 @@ use crate::state::AppState;
 use crate::tools::connect::{self, Completion, Initiate};
 use crate::tools::{self, detail, Fields};
 
+/// `POST /tools/{tool_id}/initiate-oauth`: the authorization URL for the app's user.
 pub async fn initiate(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
         return detail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed; use POST").response();
@@ -68,6 +69,7 @@ async fn initiate_flow(state: &AppState, req: &Request) -> Result<Response<Body>
     ))
 }
 
+/// `POST /tools/{tool_id}/complete-oauth`: exchange the code and keep the tokens.
 pub async fn complete(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
         return detail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed; use POST").response();

@@ -23,6 +23,7 @@ fn not_allowed(allow: &str) -> ToolError {
     )
 }
 
+/// `POST /tools`: discover the server (RFC 9728, RFC 8414), become its client, register the tool (201).
 pub async fn create(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
         return not_allowed("POST").response();
@@ -191,6 +192,7 @@ async fn create_tool(state: &AppState, req: &Request) -> Result<Response<Body>, 
 
 const ONE: &str = "/tools/{tool_id}";
 
+/// `GET` (show) or `DELETE` (revoke at the authorization server, RFC 7009, then delete) `/tools/{tool_id}`.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     let res = match *req.method() {
         Method::GET => show(state, &req).await,

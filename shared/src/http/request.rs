@@ -100,6 +100,7 @@ pub fn raw_path(req: &Request) -> &str {
 pub struct Params(BTreeMap<String, String>);
 
 impl Params {
+    /// The parameter's value, if present (possibly empty).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

@@ -13,6 +13,7 @@ use crate::oauth::client::validate_registration;
 
 /// Freshness when the response says nothing; the longest we honour.
 pub const DEFAULT_MAX_AGE: i64 = 300;
+/// The longest a document is trusted, whatever `Cache-Control` says.
 pub const MAX_MAX_AGE: i64 = 86_400;
 
 fn is_loopback(url: &Url) -> bool {

@@ -36,6 +36,7 @@ pub struct Discovered {
 }
 
 impl Discovered {
+    /// An endpoint URL the authorization server metadata names (RFC 8414 §2), if any.
     pub fn endpoint(&self, name: &str) -> Option<&str> {
         self.metadata.get(name).and_then(Value::as_str)
     }

@@ -48,10 +48,12 @@ pub fn discovery_error(e: FetchError) -> ToolError {
     }
 }
 
+/// An error in the reference's `{"detail": …}` shape with this status.
 pub fn detail(status: StatusCode, text: impl Into<String>) -> ToolError {
     ToolError::Status(status, text.into())
 }
 
+/// 500 with a generic message (the cause goes to the log).
 pub fn internal() -> ToolError {
     ToolError::internal()
 }
@@ -61,6 +63,7 @@ pub fn store_error(what: &str, e: StoreError) -> ToolError {
     e.context(&format!("tools: {what}")).into()
 }
 
+/// 404 `Tool not found` (also for another project's tool).
 pub fn not_found() -> ToolError {
     detail(StatusCode::NOT_FOUND, "Tool not found")
 }
@@ -72,6 +75,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Checks over `body`, with no problem found yet.
     pub fn new(body: &'a Map<String, Value>) -> Self {
         Fields {
             body,
@@ -110,6 +114,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional string (`null` is absent).
     pub fn optional(&mut self, name: &str) -> Option<String> {
         match self.body.get(name) {
             None | Some(Value::Null) => None,
@@ -121,6 +126,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional list of strings (a space-separated string is accepted too).
     pub fn string_list(&mut self, name: &str) -> Option<Vec<String>> {
         match self.body.get(name) {
             None | Some(Value::Null) => None,
@@ -151,10 +157,12 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Record a problem with a field found by the caller's own check.
     pub fn invalid(&mut self, name: &str, msg: &str) {
         self.err(name, msg, "value_error");
     }
 
+    /// 422 with every problem found, if any.
     pub fn finish(self) -> Result<(), ToolError> {
         if self.errors.is_empty() {
             Ok(())
@@ -267,6 +275,7 @@ pub fn client_metadata_document(tool: &ToolRecord, base: &str) -> Value {
     })
 }
 
+/// The URL of the Client ID Metadata Document latchkey serves for a tool (its `client_id` there).
 pub fn client_metadata_url(base: &str, tool_id: &str) -> String {
     format!("{base}/tools/{tool_id}/client-metadata.json")
 }

@@ -15,6 +15,7 @@
 
 use serde_json::{Map, Value};
 
+/// The scope that asks for a refresh token (OpenID Connect Core §11).
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// Split a space-delimited `scope` value (RFC 6749 §3.3).

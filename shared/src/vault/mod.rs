@@ -36,6 +36,7 @@ pub fn store_error(what: &str, e: StoreError) -> VaultError {
     e.context(&format!("vault: {what}")).into()
 }
 
+/// 500 `internal_error` with a generic message (the cause goes to the log).
 pub fn internal() -> VaultError {
     VaultError::internal()
 }
@@ -48,6 +49,7 @@ pub struct PresentedKey {
 }
 
 impl PresentedKey {
+    /// The key in the request's one `X-API-Key` header; 401 when missing, repeated or malformed.
     pub fn from_request(req: &Request) -> Result<Self, VaultError> {
         let mut values = req.headers().get_all("x-api-key").iter();
         let (Some(v), None) = (values.next(), values.next()) else {
@@ -67,6 +69,7 @@ impl PresentedKey {
         })
     }
 
+    /// The key of the stored item for this API key (by its hash).
     pub fn store_key(&self) -> Key {
         api_key_key(&self.hash)
     }
@@ -128,6 +131,7 @@ pub fn check_provider_name(name: &str) -> Result<(), VaultError> {
     }
 }
 
+/// 404 `unknown_provider`, naming the catalogue.
 pub fn unknown_provider(name: &str) -> VaultError {
     let shown: String = name.chars().filter(|c| !c.is_control()).take(40).collect();
     VaultError::new(
@@ -215,6 +219,7 @@ pub fn resolve_provider(
     Ok(ResolvedProvider { config, spec })
 }
 
+/// The keyring, or 500 when this process has none (`LATCHKEY_KMS_KEY_ID` unset).
 pub fn keyring(state: &AppState) -> Result<&Keyring, VaultError> {
     state.keyring.as_deref().ok_or_else(|| {
         tracing::error!("vault: no keyring configured (LATCHKEY_KMS_KEY_ID)");
@@ -261,6 +266,7 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
+/// Seal tokens under `ctx` (AES-256-GCM, a data key from the keyring).
 pub async fn seal_tokens(state: &AppState, ctx: &EncryptionContext, tokens: &Tokens) -> Result<Vec<u8>, VaultError> {
     let plain = serde_json::to_vec(tokens).map_err(|_| internal())?;
     keyring(state)?.encrypt(ctx, &plain).await.map_err(|e| {
@@ -269,6 +275,7 @@ pub async fn seal_tokens(state: &AppState, ctx: &EncryptionContext, tokens: &Tok
     })
 }
 
+/// Open tokens sealed under `ctx`.
 pub async fn open_tokens(state: &AppState, ctx: &EncryptionContext, sealed: &[u8]) -> Result<Tokens, VaultError> {
     let plain = keyring(state)?.decrypt(ctx, sealed).await.map_err(|e| {
         tracing::error!(error = %e, "vault: opening connection tokens failed");

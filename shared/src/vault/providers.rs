@@ -60,6 +60,7 @@ pub enum RevokeStyle {
     GithubGrant,
 }
 
+/// Where and how to revoke (RFC 7009, or the provider's own way).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeSpec {

@@ -68,6 +68,7 @@ pub fn needs_refresh(held: &HeldTokens, now: i64) -> bool {
     held.expires_at.is_some_and(|e| e <= now + EXPIRY_SKEW)
 }
 
+/// 401 `reauthorization_required`: the refresh token is dead; the user must connect again.
 pub fn reauthorization_required(provider: &str) -> VaultError {
     VaultError::new(
         StatusCode::UNAUTHORIZED,
@@ -76,6 +77,7 @@ pub fn reauthorization_required(provider: &str) -> VaultError {
     )
 }
 
+/// A failed call to a provider as the vault's error (502/504; the detail goes to the log).
 pub fn upstream_failure(e: &UpstreamError) -> VaultError {
     match e {
         UpstreamError::Timeout => VaultError::new(
