@@ -8,6 +8,7 @@
 pub mod connect;
 pub mod discovery;
 pub mod fetch;
+pub mod forward;
 pub mod migration;
 pub mod registration;
 pub mod scopes;
