@@ -1,11 +1,13 @@
 //! Method + path → handler: the same table `template.yaml` routes, mounted by `latchkey serve`.
 
+use std::future::Future;
+
 use lambda_http::{Body, Request, Response};
 
 use crate::handlers;
 use crate::http::path::path_params;
 use crate::http::response;
-use crate::state::AppState;
+use crate::state::{AppState, Needs};
 
 /// Every endpoint, one per Lambda function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +173,89 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::ToolComplete => handlers::tool_oauth::complete(state, req).await,
         Route::ToolMcp => handlers::tool_mcp::handle(state, req).await,
     }
+}
+
+/// One Lambda function, chosen at compile time: `functions/<name>/src/main.rs` calls
+/// `latchkey::lambda::run::<latchkey::router::Name>()`, so its binary links that handler and the
+/// clients its `Needs` name, and nothing else (no run-time route match, no other handler).
+pub trait Endpoint: Needs {
+    /// The route this function serves (its paths, its package name).
+    const ROUTE: Route;
+    /// Signs end users in at the upstream OpenID Connect provider: refuses to start without one.
+    const SIGN_IN: bool = false;
+    /// The handler.
+    fn handle(state: &AppState, req: Request) -> impl Future<Output = Response<Body>> + Send + '_;
+}
+
+macro_rules! endpoints {
+    ($($(#[$doc:meta])* $ty:ident => $handler:path, [$($need:ident),*] $(, sign_in $si:literal)?;)*) => {$(
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl Needs for $ty {
+            const STORE: bool = endpoints!(@has STORE [$($need),*]);
+            const KMS: bool = endpoints!(@has KMS [$($need),*]);
+            const OUTBOUND: bool = endpoints!(@has OUTBOUND [$($need),*]);
+        }
+
+        impl Endpoint for $ty {
+            const ROUTE: Route = Route::$ty;
+            $(const SIGN_IN: bool = $si;)?
+            fn handle(state: &AppState, req: Request) -> impl Future<Output = Response<Body>> + Send + '_ {
+                $handler(state, req)
+            }
+        }
+    )*};
+    (@has STORE [$($need:ident),*]) => { false $(|| endpoints!(@is STORE $need))* };
+    (@has KMS [$($need:ident),*]) => { false $(|| endpoints!(@is KMS $need))* };
+    (@has OUTBOUND [$($need:ident),*]) => { false $(|| endpoints!(@is OUTBOUND $need))* };
+    (@is STORE STORE) => { true };
+    (@is KMS KMS) => { true };
+    (@is OUTBOUND OUTBOUND) => { true };
+    (@is $a:ident $b:ident) => { false };
+}
+
+// What each function builds at cold start. No KMS client where nothing sealed is opened or written,
+// no outbound HTTP client where no request goes out, no store (and so no AWS SDK) for discovery.
+endpoints! {
+    /// `functions/discovery`: configuration only.
+    Discovery => handlers::discovery::handle, [];
+    /// `functions/register`.
+    Register => handlers::register::handle, [STORE];
+    /// `functions/token`.
+    Token => handlers::token::handle, [STORE];
+    /// `functions/revoke`.
+    Revoke => handlers::revoke::handle, [STORE];
+    /// `functions/introspect`.
+    Introspect => handlers::introspect::handle, [STORE];
+    /// `functions/authorize`: fetches Client ID Metadata Documents and the login provider's metadata.
+    Authorize => handlers::authorize::handle, [STORE, KMS, OUTBOUND], sign_in true;
+    /// `functions/callback`: exchanges the login provider's code, seals its tokens.
+    Callback => handlers::callback::handle, [STORE, KMS, OUTBOUND], sign_in true;
+    /// `functions/consent`.
+    Consent => handlers::consent::handle, [STORE, KMS, OUTBOUND], sign_in true;
+    /// `functions/session-create`: seals the session's PKCE verifier.
+    SessionCreate => handlers::sessions::create, [STORE, KMS, OUTBOUND];
+    /// `functions/session-status`.
+    SessionStatus => handlers::sessions::status, [STORE];
+    /// `functions/identity-callback`: exchanges the provider's code, seals its tokens.
+    IdentityCallback => handlers::identity_callback::handle, [STORE, KMS, OUTBOUND];
+    /// `functions/connections`.
+    Connections => handlers::connections::handle, [STORE, KMS, OUTBOUND];
+    /// `functions/proxy`: opens the held token, calls the provider, refreshes.
+    Proxy => handlers::proxy::handle, [STORE, KMS, OUTBOUND];
+    /// `functions/tool-create`: discovers the MCP server's authorization server.
+    ToolCreate => handlers::tools::create, [STORE, KMS, OUTBOUND];
+    /// `functions/tool`.
+    Tool => handlers::tools::handle, [STORE, KMS, OUTBOUND];
+    /// `functions/tool-client-metadata`: reads the tool, renders its document.
+    ToolClientMetadata => handlers::tools::client_metadata, [STORE];
+    /// `functions/tool-initiate`.
+    ToolInitiate => handlers::tool_oauth::initiate, [STORE, KMS, OUTBOUND];
+    /// `functions/tool-complete`.
+    ToolComplete => handlers::tool_oauth::complete, [STORE, KMS, OUTBOUND];
+    /// `functions/tool-mcp`: opens the held token, forwards, refreshes.
+    ToolMcp => handlers::tool_mcp::handle, [STORE, KMS, OUTBOUND];
 }
 
 /// Route a request by its path (the local server); 404 when no endpoint serves it.

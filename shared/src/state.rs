@@ -24,7 +24,9 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
-    pub store: Store,
+    /// Absent only in a Lambda function that reads nothing (discovery, see `Needs`); using it there
+    /// is a build defect and panics with the function's name.
+    pub store: Linked<Store>,
     /// Absent when no key is configured (a Lambda without `LATCHKEY_KMS_KEY_ID`); endpoints that hold
     /// secrets then answer 500 and log why.
     pub keyring: Option<Arc<Keyring>>,
@@ -54,7 +56,7 @@ impl AppState {
         } = backends;
         AppState {
             config,
-            store,
+            store: Linked::new(store),
             keyring,
             metrics,
             clock: Clock::default(),
@@ -64,28 +66,153 @@ impl AppState {
         }
     }
 
-    /// The Lambda cold start: configuration from the environment, AWS clients from the default chain
-    /// (`LATCHKEY_DYNAMODB_ENDPOINT` / `LATCHKEY_KMS_ENDPOINT` override where they send), a KMS keyring
-    /// when `LATCHKEY_KMS_KEY_ID` is set.
-    pub async fn from_env() -> Result<Self, BoxError> {
+    /// The Lambda cold start of one function: like `from_env`, but builds only what `N` says the
+    /// function uses. `N`'s answers are constants, so the clients a function leaves out are not
+    /// linked into its binary: no AWS SDK at all without the store and KMS, no KMS client without
+    /// `N::KMS`, no outbound HTTP client (reqwest, rustls) without `N::OUTBOUND`.
+    pub async fn from_env_for<N: Needs>() -> Result<Self, BoxError> {
         let mut config = Config::from_env()?;
-        let sdk = Arc::new(aws_config::load_defaults(BehaviorVersion::latest()).await);
+        let metrics = Metrics::default();
+        // Only a function that signs users in (outbound HTTP) reads the login client secret.
+        let secret_param = match (&config.login_client_secret, &config.login_client_secret_param) {
+            (None, Some(name)) if N::OUTBOUND => Some(name.clone()),
+            _ => None,
+        };
+        // Boxed: an awaited future is a state of this one, and the compiler keeps every state's code
+        // (and so the AWS SDK's) even when a constant `N` never reaches it; a boxed one is only linked
+        // where this branch survives.
+        let sdk = if N::STORE || (N::KMS && config.kms_key_id.is_some()) || secret_param.is_some() {
+            let load: std::pin::Pin<Box<dyn std::future::Future<Output = SdkConfig> + Send>> =
+                Box::pin(aws_config::load_defaults(BehaviorVersion::latest()));
+            Some(Arc::new(load.await))
+        } else {
+            None
+        };
         // The login client secret: only the function that exchanges sign-in codes is given the
         // parameter's name (template.yaml), and reads it once here, never from a plain env var.
-        if let (None, Some(name)) = (&config.login_client_secret, &config.login_client_secret_param) {
-            let value = crate::secrets::ssm_parameter(&sdk, name, config.ssm_endpoint.as_deref()).await?;
-            config.login_client_secret = Some(value);
+        if let (Some(name), Some(sdk)) = (&secret_param, &sdk) {
+            let endpoint = config.ssm_endpoint.clone();
+            let read: std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, BoxError>> + Send + '_>> =
+                Box::pin(async move { crate::secrets::ssm_parameter(sdk, name, endpoint.as_deref()).await });
+            config.login_client_secret = Some(read.await?);
         }
         let at = |endpoint: &Option<String>| Aws::Chain {
-            sdk: Arc::clone(&sdk),
+            sdk: Arc::clone(sdk.as_ref().expect("the SDK config is loaded when a client needs it")),
             endpoint: endpoint.clone(),
         };
-        let key = config.kms_key_id.clone().map(|key_id| Key::Kms {
-            key_id,
-            aws: at(&config.kms_endpoint),
-        });
-        let backends = Backends::open(&config.table, &at(&config.dynamodb_endpoint), key);
-        Ok(AppState::build(config, backends))
+        let store = if N::STORE {
+            Linked::new(Store::new(
+                at(&config.dynamodb_endpoint).dynamodb(&metrics),
+                config.table.clone(),
+            ))
+        } else {
+            Linked::absent("the store")
+        };
+        let keyring = match (&config.kms_key_id, N::KMS) {
+            (Some(key_id), true) => {
+                let kms = at(&config.kms_endpoint).kms(&metrics);
+                Some(Arc::new(Keyring::new(KeyWrapper::Kms(KmsWrapper::new(
+                    kms,
+                    key_id.clone(),
+                )))))
+            }
+            _ => None,
+        };
+        let (http, upstream) = if N::OUTBOUND {
+            let allow_loopback = config.allow_loopback_outbound;
+            (
+                Outbound::new(outbound_client),
+                Outbound::new(move || crate::net::guarded_client(allow_loopback)),
+            )
+        } else {
+            (Outbound::absent(), Outbound::absent())
+        };
+        Ok(AppState {
+            config,
+            store,
+            keyring,
+            metrics,
+            clock: Clock::default(),
+            http,
+            upstream,
+            login_metadata: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The cold start of a process that serves every endpoint: configuration from the environment,
+    /// AWS clients from the default chain (`LATCHKEY_DYNAMODB_ENDPOINT` / `LATCHKEY_KMS_ENDPOINT`
+    /// override where they send), a KMS keyring when `LATCHKEY_KMS_KEY_ID` is set, outbound HTTP.
+    pub async fn from_env() -> Result<Self, BoxError> {
+        Self::from_env_for::<Everything>().await
+    }
+}
+
+/// What one Lambda function uses, as constants so the compiler leaves the rest out of its binary
+/// (`router::Endpoint` answers it for each function; `latchkey serve` builds everything).
+pub trait Needs {
+    /// The DynamoDB store (every function but discovery).
+    const STORE: bool = true;
+    /// A KMS keyring, when `LATCHKEY_KMS_KEY_ID` is set (functions that seal or open what we hold).
+    const KMS: bool = false;
+    /// Outbound HTTP clients (sign-in provider, providers, MCP servers).
+    const OUTBOUND: bool = false;
+}
+
+/// Every client: a process serving every endpoint.
+pub struct Everything;
+
+impl Needs for Everything {
+    const STORE: bool = true;
+    const KMS: bool = true;
+    const OUTBOUND: bool = true;
+}
+
+/// A part of the state a function may be built without (`Needs`). Dereferences to the part; doing so
+/// in a function built without it is a build defect (the endpoint's `Needs` are wrong) and panics.
+pub struct Linked<T> {
+    value: Option<T>,
+    what: &'static str,
+}
+
+impl<T> Linked<T> {
+    pub fn new(value: T) -> Self {
+        Linked {
+            value: Some(value),
+            what: "",
+        }
+    }
+
+    /// A part this process was built without; `what` names it in the panic message.
+    pub fn absent(what: &'static str) -> Self {
+        Linked { value: None, what }
+    }
+
+    /// The part, if this process has it.
+    pub fn linked(&self) -> Option<&T> {
+        self.value.as_ref()
+    }
+}
+
+impl<T> std::ops::Deref for Linked<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.value {
+            Some(v) => v,
+            None => panic!(
+                "this function was built without {} (its router::Endpoint needs)",
+                self.what
+            ),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Linked<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => v.fmt(f),
+            None => write!(f, "<built without {}>", self.what),
+        }
     }
 }
 
@@ -207,7 +334,8 @@ fn local_credentials() -> Credentials {
 /// (discovery, token, introspection, …) never builds one. Dereferences to `reqwest::Client`.
 pub struct Outbound {
     client: OnceLock<reqwest::Client>,
-    make: Box<dyn Fn() -> Result<reqwest::Client, reqwest::Error> + Send + Sync>,
+    /// `None`: a function built without outbound HTTP (`Needs::OUTBOUND`).
+    make: Option<Box<dyn Fn() -> Result<reqwest::Client, reqwest::Error> + Send + Sync>>,
 }
 
 impl Outbound {
@@ -215,7 +343,16 @@ impl Outbound {
     pub fn new(make: impl Fn() -> Result<reqwest::Client, reqwest::Error> + Send + Sync + 'static) -> Self {
         Outbound {
             client: OnceLock::new(),
-            make: Box::new(make),
+            make: Some(Box::new(make)),
+        }
+    }
+
+    /// No client: a function whose requests never go out, so reqwest is not linked into it. Using it
+    /// is a build defect (the endpoint's `Needs::OUTBOUND` is wrong) and panics.
+    pub fn absent() -> Self {
+        Outbound {
+            client: OnceLock::new(),
+            make: None,
         }
     }
 
@@ -224,8 +361,13 @@ impl Outbound {
         // Our builders set only a timeout, a redirect policy, a user agent and (for `upstream`) a DNS
         // resolver with no proxy: nothing in them can fail once the TLS backend is linked, so a
         // failure here is a build defect, not a runtime condition.
-        self.client
-            .get_or_init(|| (self.make)().expect("the outbound HTTP client builds (TLS backend linked)"))
+        self.client.get_or_init(|| {
+            let make = self
+                .make
+                .as_ref()
+                .expect("this function was built without outbound HTTP (its router::Endpoint needs)");
+            make().expect("the outbound HTTP client builds (TLS backend linked)")
+        })
     }
 }
 

@@ -1,6 +1,7 @@
-//! Lambda: the `authorize` endpoint. All logic lives in `latchkey::handlers::authorize`.
+//! Lambda: the `authorize` endpoint. All logic lives in `latchkey::handlers`; `router::Authorize` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Authorize).await
+    latchkey::lambda::run::<latchkey::router::Authorize>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `callback` endpoint. All logic lives in `latchkey::handlers::callback`.
+//! Lambda: the `callback` endpoint. All logic lives in `latchkey::handlers`; `router::Callback` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Callback).await
+    latchkey::lambda::run::<latchkey::router::Callback>().await
 }

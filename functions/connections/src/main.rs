@@ -1,6 +1,7 @@
-//! Lambda: the `connections` endpoint. All logic lives in `latchkey::handlers` (route `Connections`).
+//! Lambda: the `connections` endpoint. All logic lives in `latchkey::handlers`; `router::Connections` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Connections).await
+    latchkey::lambda::run::<latchkey::router::Connections>().await
 }

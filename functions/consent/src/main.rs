@@ -1,6 +1,7 @@
-//! Lambda: the `consent` endpoint. All logic lives in `latchkey::handlers::consent`.
+//! Lambda: the `consent` endpoint. All logic lives in `latchkey::handlers`; `router::Consent` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Consent).await
+    latchkey::lambda::run::<latchkey::router::Consent>().await
 }

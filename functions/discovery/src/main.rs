@@ -1,6 +1,7 @@
-//! Lambda: the `discovery` endpoint. All logic lives in `latchkey::handlers::discovery`.
+//! Lambda: the `discovery` endpoint. All logic lives in `latchkey::handlers`; `router::Discovery` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Discovery).await
+    latchkey::lambda::run::<latchkey::router::Discovery>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `identity-callback` endpoint. All logic lives in `latchkey::handlers` (route `IdentityCallback`).
+//! Lambda: the `identity-callback` endpoint. All logic lives in `latchkey::handlers`; `router::IdentityCallback` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::IdentityCallback).await
+    latchkey::lambda::run::<latchkey::router::IdentityCallback>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `introspect` endpoint. All logic lives in `latchkey::handlers::introspect`.
+//! Lambda: the `introspect` endpoint. All logic lives in `latchkey::handlers`; `router::Introspect` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Introspect).await
+    latchkey::lambda::run::<latchkey::router::Introspect>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `proxy` endpoint. All logic lives in `latchkey::handlers` (route `Proxy`).
+//! Lambda: the `proxy` endpoint. All logic lives in `latchkey::handlers`; `router::Proxy` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Proxy).await
+    latchkey::lambda::run::<latchkey::router::Proxy>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `revoke` endpoint. All logic lives in `latchkey::handlers::revoke`.
+//! Lambda: the `revoke` endpoint. All logic lives in `latchkey::handlers`; `router::Revoke` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Revoke).await
+    latchkey::lambda::run::<latchkey::router::Revoke>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `session-create` endpoint. All logic lives in `latchkey::handlers` (route `SessionCreate`).
+//! Lambda: the `session-create` endpoint. All logic lives in `latchkey::handlers`; `router::SessionCreate` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::SessionCreate).await
+    latchkey::lambda::run::<latchkey::router::SessionCreate>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `session-status` endpoint. All logic lives in `latchkey::handlers` (route `SessionStatus`).
+//! Lambda: the `session-status` endpoint. All logic lives in `latchkey::handlers`; `router::SessionStatus` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::SessionStatus).await
+    latchkey::lambda::run::<latchkey::router::SessionStatus>().await
 }

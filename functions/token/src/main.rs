@@ -1,6 +1,7 @@
-//! Lambda: the `token` endpoint. All logic lives in `latchkey::handlers::token`.
+//! Lambda: the `token` endpoint. All logic lives in `latchkey::handlers`; `router::Token` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Token).await
+    latchkey::lambda::run::<latchkey::router::Token>().await
 }

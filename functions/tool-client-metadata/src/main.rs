@@ -1,6 +1,7 @@
-//! Lambda: the `tool-client-metadata` endpoint. All logic lives in `latchkey::handlers` (route `ToolClientMetadata`).
+//! Lambda: the `tool-client-metadata` endpoint. All logic lives in `latchkey::handlers`; `router::ToolClientMetadata` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::ToolClientMetadata).await
+    latchkey::lambda::run::<latchkey::router::ToolClientMetadata>().await
 }

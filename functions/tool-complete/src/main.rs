@@ -1,6 +1,7 @@
-//! Lambda: the `tool-complete` endpoint. All logic lives in `latchkey::handlers` (route `ToolComplete`).
+//! Lambda: the `tool-complete` endpoint. All logic lives in `latchkey::handlers`; `router::ToolComplete` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::ToolComplete).await
+    latchkey::lambda::run::<latchkey::router::ToolComplete>().await
 }

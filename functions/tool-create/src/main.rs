@@ -1,6 +1,7 @@
-//! Lambda: the `tool-create` endpoint. All logic lives in `latchkey::handlers` (route `ToolCreate`).
+//! Lambda: the `tool-create` endpoint. All logic lives in `latchkey::handlers`; `router::ToolCreate` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::ToolCreate).await
+    latchkey::lambda::run::<latchkey::router::ToolCreate>().await
 }

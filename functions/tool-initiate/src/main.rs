@@ -1,6 +1,7 @@
-//! Lambda: the `tool-initiate` endpoint. All logic lives in `latchkey::handlers` (route `ToolInitiate`).
+//! Lambda: the `tool-initiate` endpoint. All logic lives in `latchkey::handlers`; `router::ToolInitiate` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::ToolInitiate).await
+    latchkey::lambda::run::<latchkey::router::ToolInitiate>().await
 }

@@ -1,6 +1,7 @@
-//! Lambda: the `tool-mcp` endpoint. All logic lives in `latchkey::handlers` (route `ToolMcp`).
+//! Lambda: the `tool-mcp` endpoint. All logic lives in `latchkey::handlers`; `router::ToolMcp` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::ToolMcp).await
+    latchkey::lambda::run::<latchkey::router::ToolMcp>().await
 }

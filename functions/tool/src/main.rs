@@ -1,6 +1,7 @@
-//! Lambda: the `tool` endpoint. All logic lives in `latchkey::handlers` (route `Tool`).
+//! Lambda: the `tool` endpoint. All logic lives in `latchkey::handlers`; `router::Tool` names the
+//! handler and the clients this function builds, so its binary links nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Tool).await
+    latchkey::lambda::run::<latchkey::router::Tool>().await
 }
