@@ -41,6 +41,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => println!("  data: in memory"),
     }
     println!("  issuer: {base}/oauth/2.1");
+    // scripts/invoke points a function's bootstrap here (LATCHKEY_DYNAMODB_ENDPOINT).
+    println!("  dynamodb: {} (the embedded emulator)", server.dynamodb_endpoint);
     for route in Route::ALL {
         for (method, path) in route.paths() {
             println!("  {method:<6} {base}{path}   [{}]", route.function());

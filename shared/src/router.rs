@@ -234,6 +234,8 @@ endpoints! {
     Callback => handlers::callback::handle, [STORE, KMS, OUTBOUND], sign_in true;
     /// `functions/consent`.
     Consent => handlers::consent::handle, [STORE, KMS, OUTBOUND], sign_in true;
+    /// `functions/account`: signs the browser in through the login provider, lists and revokes grants.
+    Account => handlers::account::handle, [STORE, KMS, OUTBOUND];
     /// `functions/session-create`: seals the session's PKCE verifier.
     SessionCreate => handlers::sessions::create, [STORE, KMS, OUTBOUND];
     /// `functions/session-status`.

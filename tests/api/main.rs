@@ -19,6 +19,7 @@ mod cimd;
 mod discovery;
 mod events;
 mod introspect;
+mod invoke;
 mod kms;
 mod mcp_sdk;
 mod oidc_login;

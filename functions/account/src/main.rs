@@ -1,7 +1,8 @@
-//! Lambda: the `account` endpoint ("Your connected apps"). All logic lives in
-//! `latchkey::handlers::account`.
+//! Lambda: the `account` endpoint ("Your connected apps"). All logic lives in `latchkey::handlers`;
+//! `router::Account` names the handler and the clients this function builds, so its binary links
+//! nothing else.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::router::Route::Account).await
+    latchkey::lambda::run::<latchkey::router::Account>().await
 }
