@@ -66,6 +66,11 @@ async fn discovery_bootstrap_answers_rfc8414_metadata_for_the_request_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_bootstrap_exchanges_a_code_from_the_shared_store_and_the_token_introspects_active() {
     let app = common::TestApp::start().await;
+    // First an unsupported grant type (this also builds the bootstrap, which can take longer than a
+    // code lives): RFC 6749 §5.2.
+    let res = invoke("token", event("token-unsupported-grant.json"), store_env(&app)).await;
+    assert_eq!(res["statusCode"], 400, "{res}");
+    assert_eq!(res["body"]["error"], "unsupported_grant_type", "{res}");
     let (client_id, _) = app.client("none").await;
     let (_grant, code) = app.seed_code(&client_id, "openid").await;
     let mut ev = event("token.json");
