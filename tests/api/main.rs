@@ -18,6 +18,8 @@ mod browser;
 mod cimd;
 mod discovery;
 mod events;
+mod fuzz;
+mod hostile;
 mod introspect;
 mod invoke;
 mod kms;

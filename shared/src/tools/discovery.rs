@@ -208,6 +208,34 @@ pub fn resource_covers(resource: &str, server: &Url) -> bool {
     rp.is_empty() || sp == rp || sp.starts_with(&format!("{rp}/"))
 }
 
+/// Read a protected resource metadata document (RFC 9728 §2) fetched for `server`: its
+/// `resource`, which must cover the server (§3.3, §7.3), and its `authorization_servers`, in
+/// order (at least one). Returns `(authorization_servers, resource)`.
+pub fn read_resource_metadata(rm: &Map<String, Value>, server: &Url) -> Result<(Vec<String>, String), FetchError> {
+    let resource = rm
+        .get("resource")
+        .and_then(Value::as_str)
+        .ok_or_else(|| FetchError::Refused("the protected resource metadata has no resource".into()))?
+        .to_string();
+    // 3. The metadata must describe this server (RFC 9728 §3.3, §7.3).
+    if !resource_covers(&resource, server) {
+        return Err(FetchError::Refused(format!(
+            "the protected resource metadata is for {resource}, not {server}"
+        )));
+    }
+    let listed: Vec<String> = rm
+        .get("authorization_servers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    if listed.is_empty() {
+        return Err(FetchError::Refused(
+            "the protected resource metadata names no authorization server".into(),
+        ));
+    }
+    Ok((listed, resource))
+}
+
 /// Run discovery for `server_url`: the server's resource metadata, then its (first listed)
 /// authorization server's.
 pub async fn discover(
@@ -274,30 +302,7 @@ pub async fn discover_resource(
     }
 
     let (authorization_servers, resource) = match &resource_metadata {
-        Some(rm) => {
-            let resource = rm
-                .get("resource")
-                .and_then(Value::as_str)
-                .ok_or_else(|| FetchError::Refused("the protected resource metadata has no resource".into()))?
-                .to_string();
-            // 3. The metadata must describe this server (RFC 9728 §3.3, §7.3).
-            if !resource_covers(&resource, &server) {
-                return Err(FetchError::Refused(format!(
-                    "the protected resource metadata is for {resource}, not {server}"
-                )));
-            }
-            let listed: Vec<String> = rm
-                .get("authorization_servers")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            if listed.is_empty() {
-                return Err(FetchError::Refused(
-                    "the protected resource metadata names no authorization server".into(),
-                ));
-            }
-            (listed, resource)
-        }
+        Some(rm) => read_resource_metadata(rm, &server)?,
         None => {
             // 5. 2025-03-26: the authorization server is the server's origin.
             let mut origin = server.clone();
