@@ -138,6 +138,17 @@ pub fn guarded_client(allow_loopback: bool) -> Result<reqwest::Client, reqwest::
         .build()
 }
 
+/// Is the URL's host a loopback address or `localhost` (RFC 8252 §7.3, RFC 6761 §6.3)? A check of
+/// the URL as written; connecting still goes through [`check_ip`] on the resolved address.
+pub fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// The guard for URLs whose host is an IP literal (the resolver never sees those).
 pub fn check_url_host(url: &url::Url, allow_loopback: bool) -> Result<(), Refused> {
     match url.host() {
@@ -162,6 +173,27 @@ pub fn refused_by_guard(err: &(dyn std::error::Error + 'static)) -> Option<Refus
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rfc8252_7_3_loopback_hosts_as_written() {
+        for url in [
+            "http://127.0.0.1:3000/cb",
+            "http://[::1]/",
+            "http://LOCALHOST:9/x",
+            "http://127.8.9.1/",
+        ] {
+            assert!(is_loopback_host(&url::Url::parse(url).unwrap()), "{url}");
+        }
+        for url in [
+            "http://localhost.example/",
+            "https://10.0.0.1/",
+            "https://example.com/",
+            "http://[::2]/",
+        ] {
+            assert!(!is_loopback_host(&url::Url::parse(url).unwrap()), "{url}");
+        }
+    }
+
     use super::*;
 
     fn refused(s: &str) -> Option<Refused> {

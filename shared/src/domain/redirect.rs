@@ -1,7 +1,7 @@
 //! Redirect URIs: what a client may register (RFC 6749 §3.1.2, OAuth 2.1 §2.3.1, RFC 8252 §7) and the
 //! operator's allow policy.
 
-use url::{Host, Url};
+use url::Url;
 
 /// Longest redirect URI we accept.
 pub const MAX_REDIRECT_URI_LEN: usize = 2000;
@@ -71,7 +71,7 @@ impl RedirectUri {
         if scheme == "https" && url.host().is_none() {
             return Err("https redirect URI must name a host".into());
         }
-        if scheme == "http" && !is_loopback_host(&url) {
+        if scheme == "http" && !crate::net::is_loopback_host(&url) {
             return Err(
                 "http redirect URIs are only allowed on a loopback host (127.0.0.1, [::1] or localhost); use https"
                     .into(),
@@ -93,7 +93,7 @@ impl RedirectUri {
     pub fn kind(&self) -> RedirectKind {
         match self.url.scheme() {
             "http" => RedirectKind::Loopback,
-            "https" if is_loopback_host(&self.url) => RedirectKind::Loopback,
+            "https" if crate::net::is_loopback_host(&self.url) => RedirectKind::Loopback,
             "https" => RedirectKind::Https,
             _ => RedirectKind::PrivateUse,
         }
@@ -140,15 +140,6 @@ fn has_dot_segment(raw: &str) -> bool {
     let path = after_scheme.split(['?', '#']).next().unwrap_or("");
     let lower = path.to_ascii_lowercase().replace("%2e", ".");
     lower.split('/').skip(1).any(|seg| seg == "." || seg == "..")
-}
-
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// One entry of the operator's allow list.

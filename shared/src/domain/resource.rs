@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use url::{Host, Url};
+use url::Url;
 
 use crate::crypto::secret;
 
@@ -59,7 +59,7 @@ impl Resource {
         let url = Url::parse(raw).map_err(|e| invalid(raw, format!("not an absolute URL ({e})")))?;
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback_host(&url) => {}
+            "http" if crate::net::is_loopback_host(&url) => {}
             "http" => {
                 return Err(invalid(
                     raw,
@@ -121,15 +121,6 @@ fn invalid(raw: &str, reason: String) -> InvalidResource {
     InvalidResource {
         given: raw.to_string(),
         reason,
-    }
-}
-
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
     }
 }
 

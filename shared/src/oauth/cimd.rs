@@ -5,7 +5,7 @@
 //! size and time caps) is the flow's, `authz::cimd`.
 
 use serde_json::{Map, Value};
-use url::{Host, Url};
+use url::Url;
 
 use crate::domain::client::ClientMetadata;
 use crate::domain::redirect::RedirectPolicy;
@@ -15,15 +15,6 @@ use crate::oauth::client::validate_registration;
 pub const DEFAULT_MAX_AGE: i64 = 300;
 /// The longest a document is trusted, whatever `Cache-Control` says.
 pub const MAX_MAX_AGE: i64 = 86_400;
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
 
 /// Does this `client_id` name a metadata document (rather than a registered client)?
 pub fn is_document_client_id(client_id: &str) -> bool {
@@ -39,7 +30,7 @@ pub fn parse_client_id_url(raw: &str, allow_loopback: bool) -> Result<Url, Strin
     let url = Url::parse(raw).map_err(|_| "the client_id is not a valid URL".to_string())?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_loopback && is_loopback(&url) => {}
+        "http" if allow_loopback && crate::net::is_loopback_host(&url) => {}
         _ => return Err("a client_id URL must use https".into()),
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {

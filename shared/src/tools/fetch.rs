@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use url::{Host, Url};
+use url::Url;
 
 use crate::net;
 
@@ -26,21 +26,12 @@ pub enum FetchError {
     Failed(String),
 }
 
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
 /// Check a URL we are about to fetch (a server URL or a discovered one).
 pub fn check_url(raw: &str, allow_loopback: bool) -> Result<Url, FetchError> {
     let url = Url::parse(raw).map_err(|_| FetchError::Refused(format!("{raw:?} is not a URL")))?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_loopback && is_loopback_host(&url) => {}
+        "http" if allow_loopback && crate::net::is_loopback_host(&url) => {}
         "http" => return Err(FetchError::Refused(format!("{url} must use https"))),
         other => return Err(FetchError::Refused(format!("the {other}: scheme is not allowed"))),
     }

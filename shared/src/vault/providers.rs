@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use url::{Host, Url};
+use url::Url;
 
 /// The catalogue as shipped in the binary.
 pub const CATALOGUE_JSON: &str = include_str!("providers.json");
@@ -152,21 +152,12 @@ pub fn resolve(
     Ok(spec)
 }
 
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
 /// Check a provider URL: https (or http on loopback where allowed), a host, no user info or fragment.
 pub fn check_url(field: &str, raw: &str, allow_loopback_http: bool) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|_| format!("{field} is not a valid URL"))?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_loopback_http && is_loopback_host(&url) => {}
+        "http" if allow_loopback_http && crate::net::is_loopback_host(&url) => {}
         _ => return Err(format!("{field} must be an https URL")),
     }
     if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
