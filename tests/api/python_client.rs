@@ -10,9 +10,8 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,60 +237,6 @@ async fn python_clients_drive_the_tools_api_against_an_oauth_protected_mcp_serve
     assert!(tools.is_empty(), "{tools:?}");
 }
 
-/// The first ```python block of the client's README, with latchkey's URL and the key put in.
-fn readme_example(base: &str, key: &str) -> String {
-    let readme = std::fs::read_to_string(client_dir().join("README.md")).unwrap();
-    let start = readme.find("```python\n").expect("a python block") + "```python\n".len();
-    let code = &readme[start..start + readme[start..].find("```").unwrap()];
-    assert!(code.contains("\"http://127.0.0.1:8080\"") && code.contains("\"lk_ak_...\""));
-    code.replace("\"http://127.0.0.1:8080\"", &format!("{base:?}"))
-        .replace("\"lk_ak_...\"", &format!("{key:?}"))
-}
-
-/// Run `cmd`, act as the user's browser for the `Please open: <url>` line it prints (open the URL,
-/// following redirects), and return (success, stdout, stderr) once it ends (at most 60 s).
-pub async fn run_as_user(mut cmd: Command) -> (bool, String, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the example starts");
-    let stdout = child.stdout.take().unwrap();
-    let handle = tokio::runtime::Handle::current();
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut seen = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap_or_default();
-            if let Some(url) = line.strip_prefix("Please open: ") {
-                let browser = reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::limited(5))
-                    .build()
-                    .unwrap();
-                let page = handle.block_on(async { browser.get(url).send().await.unwrap().text().await.unwrap() });
-                assert!(page.contains("Connected"), "{page}");
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        seen
-    });
-    let stdout = match tokio::time::timeout(Duration::from_secs(60), reader).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            child.kill().ok();
-            panic!("the example did not finish within 60 s");
-        }
-    };
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn python_readme_example_runs_as_written() {
     if !have_httpx("the README example (AsyncLatchkey)") {
@@ -306,13 +251,17 @@ async fn python_readme_example_runs_as_written() {
     app.set_provider(&project, "google", Some("google"), overrides).await;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("example.py");
-    std::fs::write(&script, readme_example(&app.base, &project.api_key)).unwrap();
+    std::fs::write(
+        &script,
+        common::example::readme_example(&client_dir().join("README.md"), "python", &app.base, &project.api_key),
+    )
+    .unwrap();
     let mut cmd = Command::new(python());
     // A user's terminal shows each line as it is printed; a pipe would hold them until exit.
     cmd.arg(&script)
         .env("PYTHONPATH", client_dir())
         .env("PYTHONUNBUFFERED", "1");
-    let (ok, stdout, stderr) = run_as_user(cmd).await;
+    let (ok, stdout, stderr) = common::example::run_as_user(cmd).await;
     assert!(ok, "README example failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("Please open: "), "{stdout}");
     // `print(profile.status, profile.json())`: the provider's answer for the user.

@@ -10,9 +10,8 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,60 +175,6 @@ async fn typescript_declarations_type_check_strict() {
     assert!(ok, "tsc found errors:\n{stdout}\n{stderr}");
 }
 
-/// The first ```js block of the client's README, with latchkey's URL and the key put in.
-fn readme_example(base: &str, key: &str) -> String {
-    let readme = std::fs::read_to_string(client_dir().join("README.md")).unwrap();
-    let start = readme.find("```js\n").expect("a js block") + "```js\n".len();
-    let code = &readme[start..start + readme[start..].find("```").unwrap()];
-    assert!(code.contains("\"http://127.0.0.1:8080\"") && code.contains("\"lk_ak_...\""));
-    code.replace("\"http://127.0.0.1:8080\"", &format!("{base:?}"))
-        .replace("\"lk_ak_...\"", &format!("{key:?}"))
-}
-
-/// Run `cmd`, act as the user's browser for the `Please open: <url>` line it prints (open the URL,
-/// following redirects), and return (success, stdout, stderr) once it ends (at most 60 s).
-async fn run_as_user(mut cmd: Command) -> (bool, String, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the example starts");
-    let stdout = child.stdout.take().unwrap();
-    let handle = tokio::runtime::Handle::current();
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut seen = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap_or_default();
-            if let Some(url) = line.strip_prefix("Please open: ") {
-                let browser = reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::limited(5))
-                    .build()
-                    .unwrap();
-                let page = handle.block_on(async { browser.get(url).send().await.unwrap().text().await.unwrap() });
-                assert!(page.contains("Connected"), "{page}");
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        seen
-    });
-    let stdout = match tokio::time::timeout(Duration::from_secs(60), reader).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            child.kill().ok();
-            panic!("the example did not finish within 60 s");
-        }
-    };
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn npm(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("npm");
     cmd.args(args)
@@ -293,12 +238,12 @@ async fn typescript_npm_pack_installs_offline_and_runs_the_readme_example() {
     app.set_provider(&project, "google", Some("google"), overrides).await;
     std::fs::write(
         project_dir.join("example.mjs"),
-        readme_example(&app.base, &project.api_key),
+        common::example::readme_example(&client_dir().join("README.md"), "js", &app.base, &project.api_key),
     )
     .unwrap();
     let mut cmd = Command::new("node");
     cmd.arg("example.mjs").current_dir(&project_dir);
-    let (ok, stdout, stderr) = run_as_user(cmd).await;
+    let (ok, stdout, stderr) = common::example::run_as_user(cmd).await;
     assert!(ok, "README example failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("Please open: "), "{stdout}");
     // `console.log(profile.status, profile.json())`: the provider's answer for the user.

@@ -2,6 +2,7 @@
 //! helpers to call it over real HTTP and to inspect what it stored.
 #![allow(dead_code)]
 
+pub mod example;
 pub mod fake_provider;
 pub mod mcp_server;
 
