@@ -11,7 +11,7 @@ pub enum ClientCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Delete a registered client.
+    /// Delete a registered client and revoke every grant it holds (and their codes and tokens).
     Delete {
         /// The client's id.
         client_id: String,
@@ -36,11 +36,10 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Delete { client_id, store } => {
             Admin::run(store, async |store, now| {
-                if store.get_client(&client_id, now).await?.is_none() {
+                let Some(revoked) = latchkey::authz::client::delete(store, &client_id, now).await? else {
                     anyhow::bail!("no client {client_id}");
-                }
-                store.delete(&latchkey::store::keys::client(&client_id)).await?;
-                println!("deleted client {client_id}");
+                };
+                println!("deleted client {client_id} and revoked its {revoked} grant(s)");
                 Ok(())
             })
             .await

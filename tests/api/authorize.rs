@@ -120,7 +120,7 @@ async fn authreqs(app: &TestApp) -> usize {
 }
 
 #[tokio::test]
-async fn full_flow_sign_in_consent_code_token_introspect_then_remembered_consent() {
+async fn full_flow_sign_in_consent_code_token_introspect_then_consent_again_for_a_public_client() {
     let (app, client_id, rs_id, rs_secret) = setup().await;
     let mut browser = Browser::new();
 
@@ -246,14 +246,14 @@ async fn full_flow_sign_in_consent_code_token_introspect_then_remembered_consent
     assert_eq!(info["username"], "alice@example.com");
     assert_eq!(info["sub"], "local:alice@example.com");
 
-    // A second authorize in the same browser, same scopes: straight back with a code.
+    // A second authorize in the same browser, same scopes: this client is public (`none`), so the
+    // consent page again (RFC 8252 §8.6; remembered consent for confidential clients is
+    // as_security::rfc8252_8_6_consent_is_remembered_for_a_confidential_client).
     let (status, location, _, _) = browser
         .get(&authorize_url(&app, &client_id, &[("state", "st-2")]))
         .await;
     assert_eq!(status, 303);
-    let q = query_of(&location.unwrap());
-    assert!(q["code"].starts_with("lk_ac_"));
-    assert_eq!(q["state"], "st-2");
+    assert!(location.unwrap().contains("/oauth/2.1/consent?request="));
     // More scopes than approved: consent again.
     let (status, location, _, _) = browser
         .get(&authorize_url(&app, &client_id, &[("scope", "openid email profile")]))

@@ -13,6 +13,7 @@ mod common;
 
 mod account;
 mod admin;
+mod as_security;
 mod authorize;
 mod browser;
 mod cimd;

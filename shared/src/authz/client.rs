@@ -7,7 +7,7 @@ use crate::domain::client::ClientRecord;
 use crate::error::OAuthError;
 use crate::oauth::{cimd, scope};
 use crate::state::AppState;
-use crate::store::{Context, StoreError};
+use crate::store::{keys, Context, Store, StoreError};
 
 /// Why no client could be used.
 #[derive(Debug)]
@@ -82,4 +82,22 @@ pub async fn registered_scope(
         .await
         .context("register: loading the declared scopes")?;
     Ok(scope::registrable(&requested, base, &declared))
+}
+
+/// Delete a client and revoke every grant it holds, with every code and token issued from them
+/// (`latchkey client delete`). The client goes first, so no token can be issued for it while its
+/// grants are found (the token endpoint reads the client on every request); then a consistent scan
+/// finds every grant it was given, whatever the grant's status, and each is revoked. `None` when there
+/// is no such client; else how many grants were revoked.
+pub async fn delete(store: &Store, client_id: &str, now: i64) -> Result<Option<usize>, StoreError> {
+    if store.get_client(client_id, now).await?.is_none() {
+        return Ok(None);
+    }
+    store.delete(&keys::client(client_id)).await?;
+    let grants = store.grants_of_client(client_id, now).await?;
+    for grant in &grants {
+        store.revoke_grant(&grant.grant_id, now).await?;
+    }
+    tracing::info!(client_id = %client_id, grants = grants.len(), "client deleted and its grants revoked");
+    Ok(Some(grants.len()))
 }

@@ -57,6 +57,7 @@ pub async fn issue(
     let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
     let record = CodeRecord {
         redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_sent: request.redirect_uri_sent,
         code_challenge: request.code_challenge.clone(),
         expires_at: now + state.config.code_ttl,
         used: false,

@@ -21,6 +21,12 @@ pub struct AuthRequest {
     pub client_id: String,
     pub client_name: Option<String>,
     pub redirect_uri: String,
+    /// Was `redirect_uri` sent in the authorization request (else the one registered URI was used)?
+    /// The token request must repeat it only then (OAuth 2.1 §4.1.3).
+    pub redirect_uri_sent: bool,
+    /// Is the client's identity verified (a confidential client, or one named by an https metadata
+    /// document)? Only then is the user's consent remembered (RFC 8252 §8.6).
+    pub remember_consent: bool,
     pub state: String,
     pub code_challenge: String,
     pub resource: String,

@@ -81,6 +81,9 @@ pub fn use_due(last_used: Option<i64>, now: i64) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodeRecord {
     pub redirect_uri: String,
+    /// Was `redirect_uri` sent in the authorization request? Then the token request must send the
+    /// same value (OAuth 2.1 §4.1.3); else it may leave it out.
+    pub redirect_uri_sent: bool,
     pub code_challenge: String,
     pub expires_at: i64,
     pub used: bool,
@@ -99,6 +102,10 @@ pub struct TokenRecord {
     pub expires_at: i64,
     /// Refresh tokens: when it was rotated, if it was.
     pub rotated_at: Option<i64>,
+    /// Refresh tokens, once rotated: the SHA-256 of the one live token that replaced it (its
+    /// successor, or the successor's replacement after a retry within the grace window). Only a
+    /// hash, like every token we issue.
+    pub successor: Option<String>,
 }
 
 /// A pair of new tokens to write for a grant.

@@ -2,7 +2,8 @@
 //! RFC 9207). The decisions are `oauth::authorize`'s; this handler loads what they need between
 //! stages (the client, possibly from its metadata document; the resource server; the browser
 //! session and remembered consent) and renders them. A signed-in browser whose user already
-//! approved the same scopes gets a code at once; otherwise the request is stored and the browser
+//! approved the same scopes for a client whose identity is verified (confidential, or an https
+//! metadata document) gets a code at once; otherwise the request is stored and the browser
 //! goes to sign-in, then consent.
 
 use http::{Method, StatusCode};
@@ -65,7 +66,8 @@ async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body
             Err(refusal) => return refusal.response(),
         };
 
-    // 3. A signed-in browser whose user already approved these scopes gets a code now.
+    // 3. A signed-in browser whose user already approved these scopes gets a code now — only for a
+    //    client whose identity is verified (RFC 8252 §8.6); the rest see the consent page every time.
     let session = match session_cookie(req, &base) {
         Some(sid) => match state.store.get_session(&sid, now).await {
             Ok(s) => s,
@@ -73,7 +75,7 @@ async fn authorize(state: &AppState, req: &Request, p: &Params) -> Response<Body
         },
         None => None,
     };
-    if let Some(session) = &session {
+    if let Some(session) = session.as_ref().filter(|_| authreq.remember_consent) {
         match state
             .store
             .remembered_consent(&session.sub, &authreq.client_id, &authreq.resource, now)

@@ -1,7 +1,9 @@
 //! `GET`/`POST /oauth/2.1/consent`: the page that names the client, where it will send the user, the
 //! resource and each scope, with Approve and Deny. The form carries a CSRF token bound to the browser
 //! session and the pending request; the page cannot be framed. Approval is remembered per user,
-//! client, resource and scope set; Deny sends `access_denied` back to the client.
+//! client, resource and scope set, for clients whose identity is verified (confidential, or an https
+//! metadata document; RFC 8252 §8.6); Deny sends `access_denied` back to the client (the user
+//! interacted, so this error may go to any validated redirect URI).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -165,12 +167,15 @@ async fn decide(state: &AppState, base: &str, p: &Params, sid: &str, session: &S
     if decision == Some("deny") {
         return to.error(OAuthErrorCode::AccessDenied, "the user denied the request");
     }
-    if let Err(e) = state
-        .store
-        .remember_consent(&session.sub, &authreq.client_id, &authreq.resource, &authreq.scope, now)
-        .await
-    {
-        return server_error("consent: remembering consent failed", e);
+    // RFC 8252 §8.6: remembered only for a client whose identity is verified (decided at authorize).
+    if authreq.remember_consent {
+        if let Err(e) = state
+            .store
+            .remember_consent(&session.sub, &authreq.client_id, &authreq.resource, &authreq.scope, now)
+            .await
+        {
+            return server_error("consent: remembering consent failed", e);
+        }
     }
     match code::issue(state, &authreq, session, now).await {
         Ok(issued) => to.code(&issued.code),

@@ -15,7 +15,7 @@ use crate::oauth::client_auth::{self, PresentedClient};
 use crate::oauth::pkce;
 use crate::oauth::token::{check_code, check_refresh, CodeDecision, RefreshDecision};
 use crate::state::AppState;
-use crate::store::grants::{self, WriteRefused};
+use crate::store::grants::{self, Rotation, WriteRefused};
 use crate::store::{keys, Context, FromItem, Item};
 
 const METHODS: &str = "POST, OPTIONS";
@@ -128,12 +128,7 @@ async fn authorization_code(
         return Err(invalid_grant("the code is invalid or expired"));
     };
     let grant = active_grant(grant_item)?;
-    let code_rec = CodeRecord {
-        redirect_uri: code_item.s("redirect_uri").unwrap_or_default().to_string(),
-        code_challenge: code_item.s("code_challenge").unwrap_or_default().to_string(),
-        expires_at: code_item.n("exp").unwrap_or(0),
-        used: code_item.s("used") != Some("false"),
-    };
+    let code_rec = CodeRecord::from_item(&code_item).context("token: code record")?;
     let decision = check_code(
         &record.client_id,
         &grant,
@@ -155,9 +150,15 @@ async fn authorization_code(
     {
         Ok(()) => Ok(token_response(state, &issue)),
         Err(WriteRefused::Consumed) => replay_revoke(state, grant_id, now, "authorization code replayed").await,
-        Err(WriteRefused::GrantRevoked) => Err(invalid_grant("the grant is invalid, expired or revoked")),
+        Err(WriteRefused::GrantRevoked | WriteRefused::SuccessorGone) => {
+            Err(invalid_grant("the grant is invalid, expired or revoked"))
+        }
     }
 }
+
+/// How many times a refresh is read and decided again when a concurrent refresh of the same token
+/// changed it between the read and the write (only within the grace window).
+const REFRESH_ATTEMPTS: u32 = 8;
 
 async fn refresh(
     state: &AppState,
@@ -165,7 +166,43 @@ async fn refresh(
     client: &PresentedClient,
 ) -> Result<Response<Body>, OAuthError> {
     let token = params.require("refresh_token").map_err(invalid_request)?;
-    let now = state.clock.now();
+    let grace = state.config.refresh_grace_seconds;
+    for attempt in 0..REFRESH_ATTEMPTS {
+        let now = state.clock.now();
+        match refresh_once(state, params, client, token, now).await? {
+            Ok(res) => return Ok(res),
+            // Another request rotated this token (or superseded its successor) between our read and
+            // our write: within the grace window, read again and supersede the new successor.
+            Err(Raced(grant_id)) if grace > 0 => {
+                if attempt + 1 < REFRESH_ATTEMPTS {
+                    tokio::time::sleep(std::time::Duration::from_millis(2 + u64::from(rand::random::<u8>() % 8)))
+                        .await;
+                } else {
+                    tracing::warn!(grant_id = %grant_id, "refresh: concurrent rotations kept racing");
+                }
+            }
+            Err(Raced(grant_id)) => {
+                return replay_revoke(state, &grant_id, now, "rotated refresh token reused").await
+            }
+        }
+    }
+    Err(OAuthError::new(
+        OAuthErrorCode::TemporarilyUnavailable,
+        "concurrent refreshes of this token kept conflicting; try again",
+    ))
+}
+
+/// The presented refresh token changed between the read and the write (the grant id).
+struct Raced(String);
+
+/// One read, decision and write of a refresh: two round trips.
+async fn refresh_once(
+    state: &AppState,
+    params: &request::Params,
+    client: &PresentedClient,
+    token: &str,
+    now: i64,
+) -> Result<Result<Response<Body>, Raced>, OAuthError> {
     let grant_id = grant::grant_of(grant::REFRESH_PREFIX, token);
     let (record, grant_item, rt_item) = load(
         state,
@@ -194,25 +231,46 @@ async fn refresh(
         grace,
         now,
     )?;
-    let scope = match decision {
+    let (supersede, scope) = match decision {
         RefreshDecision::ReuseRevoke => {
-            return replay_revoke(state, grant_id, now, "rotated refresh token reused").await
+            return replay_revoke(state, grant_id, now, "rotated refresh token reused")
+                .await
+                .map(Ok)
         }
-        RefreshDecision::Rotate { scope, .. } => scope,
+        RefreshDecision::Rotate { supersede, scope } => (supersede, scope),
     };
     let grant = active_grant(grant_item)?;
     // RFC 6749 §6: a narrower scope applies to the new access token; the new refresh token keeps the
     // scope of the one presented.
     let issue = new_issue(state, &record, &grant, &scope, &rt.scope, now);
-    let cutoff = (grace > 0).then(|| now - grace);
+    let rotation = match supersede.as_deref() {
+        None => Rotation::First,
+        Some(successor) => Rotation::Supersede {
+            successor,
+            cutoff: now - grace,
+        },
+    };
     match state
         .store
-        .rotate_refresh(grant_id, token, &issue, now, cutoff)
+        .rotate_refresh(grant_id, token, rotation, &issue, now)
         .await
         .context("token: rotate")?
     {
-        Ok(()) => Ok(token_response(state, &issue)),
-        Err(WriteRefused::Consumed) => replay_revoke(state, grant_id, now, "rotated refresh token reused").await,
+        Ok(()) => {
+            if supersede.is_some() {
+                tracing::info!(grant_id = %grant_id, "refresh retried within the grace window: earlier successor superseded");
+            }
+            Ok(Ok(token_response(state, &issue)))
+        }
+        Err(WriteRefused::Consumed) => Ok(Err(Raced(grant_id.to_string()))),
+        Err(WriteRefused::SuccessorGone) => replay_revoke(
+            state,
+            grant_id,
+            now,
+            "rotated refresh token presented after its successor was used",
+        )
+        .await
+        .map(Ok),
         Err(WriteRefused::GrantRevoked) => Err(invalid_grant("the grant is invalid, expired or revoked")),
     }
 }
@@ -243,6 +301,7 @@ fn new_issue(
         issued_at: now,
         expires_at: now + ttl,
         rotated_at: None,
+        successor: None,
     };
     let refresh = client.metadata.grant_types.iter().any(|g| g == "refresh_token");
     Issue {

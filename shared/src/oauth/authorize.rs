@@ -5,7 +5,12 @@
 //!
 //! Until the client and its redirect URI are validated, a refusal is a page for the user, never a
 //! redirect (RFC 6749 §4.1.2.1); after, it goes back to the client's redirect URI with `error`,
-//! `error_description`, `state` and `iss`.
+//! `error_description`, `state` and `iss` — but only when that URI is loopback or verified (an https
+//! metadata document's own origin): anyone can register a client, so for the rest an error before
+//! the user interacted is a page too, never a redirect (RFC 9700 §4.11.2, no open redirector).
+//!
+//! Remembered consent (a code with no page) is only for clients whose identity is verified: a
+//! confidential client, or one named by an https metadata document (RFC 8252 §8.6).
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
@@ -14,7 +19,7 @@ use url::Url;
 use crate::config::Config;
 use crate::domain::authz::AuthRequest;
 use crate::domain::client::ClientRecord;
-use crate::domain::redirect::RedirectUri;
+use crate::domain::redirect::{RedirectKind, RedirectUri};
 use crate::domain::resource::{Resource, ResourceServerRecord};
 use crate::error::OAuthErrorCode;
 use crate::http::html::{error_page, redirect};
@@ -100,6 +105,18 @@ impl Refusal {
         }
     }
 
+    /// An error for the client after its redirect URI is validated: a redirect when the URI may
+    /// receive errors (`redirect_errors`), else our own page naming the error (RFC 9700 §4.11.2).
+    fn after_validation(to: &ClientRedirect, redirect_errors: bool, error: OAuthErrorCode, description: &str) -> Self {
+        if redirect_errors {
+            return Refusal::to_client(to, error, description);
+        }
+        Refusal::page(&format!(
+            "The app's request is not valid: {description} ({}).",
+            error.as_str()
+        ))
+    }
+
     /// The refusal as a response: the error page, or the redirect to the client.
     pub fn response(&self) -> Response<Body> {
         match self {
@@ -109,12 +126,53 @@ impl Refusal {
     }
 }
 
+/// Is the client named by a metadata document fetched over https (its identity vouched for by its
+/// origin's TLS certificate)? Registered clients have `lkc_` ids, never URLs.
+fn is_https_document(client: &ClientRecord) -> bool {
+    client.fresh_until.is_some() && client.client_id.starts_with("https://")
+}
+
+/// RFC 8252 §8.6: may the user's consent to this client be remembered (later requests answered with
+/// a code and no page)? Only when its identity is verified: a confidential client (it must
+/// authenticate to redeem a code) or one named by an https metadata document. A public registered
+/// client (`none`) is anyone who can open a URL — any local process on any loopback port — so it
+/// sees the consent page every time.
+pub fn may_remember_consent(client: &ClientRecord) -> bool {
+    client.metadata.is_confidential() || is_https_document(client)
+}
+
+/// RFC 9700 §4.11.2: may an error go to `redirect_uri` (validated for `client`) before the user has
+/// interacted? Only when it cannot bounce the browser to someone else's site: a loopback URI (RFC
+/// 8252 §7.3, the user's own machine), or a URI on the origin of the https metadata document that
+/// names the client (that origin vouches for it). Clients anyone can register — dynamic
+/// registration, whatever their auth method, and http metadata documents — get latchkey's own
+/// error page instead.
+pub fn errors_may_redirect(client: &ClientRecord, redirect_uri: &str) -> bool {
+    let Ok(uri) = RedirectUri::parse(redirect_uri) else {
+        return false;
+    };
+    if uri.kind() == RedirectKind::Loopback {
+        return true;
+    }
+    if !is_https_document(client) {
+        return false;
+    }
+    match (Url::parse(&client.client_id), Url::parse(redirect_uri)) {
+        (Ok(doc), Ok(to)) => to.scheme() == "https" && doc.origin() == to.origin(),
+        _ => false,
+    }
+}
+
 /// What the request establishes once the client is known: where responses go, and the checked
 /// `state`, PKCE challenge and resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked {
     pub to: ClientRedirect,
     pub redirect_uri: String,
+    /// Was `redirect_uri` in the request (else the one registered URI)?
+    pub redirect_uri_sent: bool,
+    /// May errors go to the redirect URI before the user interacted ([`errors_may_redirect`])?
+    pub redirect_errors: bool,
     pub state: String,
     pub code_challenge: String,
     /// The RFC 8707 resource in canonical form: the resource server to load.
@@ -163,7 +221,8 @@ pub fn check_request(p: &Params, client: &ClientRecord, issuer: &str, config: &C
         .iter()
         .filter_map(|r| RedirectUri::parse(r).ok())
         .collect();
-    let redirect_uri = match p.get("redirect_uri").filter(|r| !r.is_empty()) {
+    let sent = p.get("redirect_uri").filter(|r| !r.is_empty());
+    let redirect_uri = match sent {
         Some(presented) if registered.iter().any(|r| r.matches(presented)) => presented.to_string(),
         Some(_) => {
             return Err(Refusal::page(
@@ -183,8 +242,9 @@ pub fn check_request(p: &Params, client: &ClientRecord, issuer: &str, config: &C
         issuer: issuer.to_string(),
     };
 
-    // From here on, errors go back to the client.
-    let refuse = |error, description: &str| Err(Refusal::to_client(&to, error, description));
+    // From here on, errors go back to the client — if its redirect URI may receive them.
+    let redirect_errors = errors_may_redirect(client, &redirect_uri);
+    let refuse = |error, description: &str| Err(Refusal::after_validation(&to, redirect_errors, error, description));
     if p.get("response_type") != Some("code") {
         return refuse(OAuthErrorCode::UnsupportedResponseType, "response_type must be code");
     }
@@ -230,6 +290,8 @@ pub fn check_request(p: &Params, client: &ClientRecord, issuer: &str, config: &C
     Ok(Checked {
         to,
         redirect_uri,
+        redirect_uri_sent: sent.is_some(),
+        redirect_errors,
         state,
         code_challenge: challenge.to_string(),
         resource,
@@ -247,9 +309,10 @@ pub fn decide(
     config: &Config,
     request_id: String,
 ) -> Result<ValidRequest, Refusal> {
+    let refuse =
+        |error, description: &str| Refusal::after_validation(&checked.to, checked.redirect_errors, error, description);
     let Some(rs) = rs else {
-        return Err(Refusal::to_client(
-            &checked.to,
+        return Err(refuse(
             OAuthErrorCode::InvalidTarget,
             "resource is not a resource server registered with this authorization server",
         ));
@@ -260,8 +323,7 @@ pub fn decide(
         client: client.metadata.scope.as_deref(),
         refresh_grant: client.metadata.grant_types.iter().any(|g| g == "refresh_token"),
     };
-    let scope = scope::decide(p.get("scope"), &scope_ctx)
-        .map_err(|m| Refusal::to_client(&checked.to, OAuthErrorCode::InvalidScope, &m))?;
+    let scope = scope::decide(p.get("scope"), &scope_ctx).map_err(|m| refuse(OAuthErrorCode::InvalidScope, &m))?;
     Ok(ValidRequest {
         to: checked.to,
         request: AuthRequest {
@@ -269,6 +331,8 @@ pub fn decide(
             client_id: client.client_id.clone(),
             client_name: client.metadata.client_name.clone(),
             redirect_uri: checked.redirect_uri,
+            redirect_uri_sent: checked.redirect_uri_sent,
+            remember_consent: may_remember_consent(client),
             state: checked.state,
             code_challenge: checked.code_challenge,
             resource: rs.resource.clone(),
@@ -541,6 +605,94 @@ mod tests {
         let res = to.error(OAuthErrorCode::AccessDenied, "no");
         let loc = res.headers()[http::header::LOCATION].to_str().unwrap();
         assert!(loc.contains("error=access_denied") && loc.contains("iss="), "{loc}");
+    }
+
+    /// A client named by a metadata document at `client_id` (as `authz::client` stores it).
+    fn document_client(client_id: &str, redirect_uris: &[&str]) -> ClientRecord {
+        let mut c = client(redirect_uris, &["authorization_code", "refresh_token"]);
+        c.client_id = client_id.into();
+        c.fresh_until = Some(300);
+        c
+    }
+
+    fn confidential(redirect_uris: &[&str]) -> ClientRecord {
+        let mut c = client(redirect_uris, &["authorization_code", "refresh_token"]);
+        c.metadata.token_endpoint_auth_method = "client_secret_basic".into();
+        c.secret_hash = Some("h".into());
+        c
+    }
+
+    #[test]
+    fn rfc8252_8_6_consent_is_remembered_only_for_clients_whose_identity_is_verified() {
+        // A public registered client: anyone who can open a URL, on any loopback port.
+        assert!(!may_remember_consent(&default_client()));
+        let v = run(&params(""), &default_client(), Some(&rs(&[]))).unwrap();
+        assert!(!v.request.remember_consent);
+        // A confidential client must authenticate to redeem the code.
+        let c = confidential(&["http://127.0.0.1/cb"]);
+        assert!(may_remember_consent(&c));
+        assert!(run(&params(""), &c, Some(&rs(&[]))).unwrap().request.remember_consent);
+        // A metadata document fetched over https names a verified client; over http (serve) it does not.
+        assert!(may_remember_consent(&document_client(
+            "https://app.example/client.json",
+            &["http://127.0.0.1/cb"]
+        )));
+        assert!(!may_remember_consent(&document_client(
+            "http://127.0.0.1:9/client.json",
+            &["http://127.0.0.1/cb"]
+        )));
+    }
+
+    #[test]
+    fn rfc9700_4_11_2_errors_redirect_only_to_loopback_or_verified_redirect_uris() {
+        let https = "https%3A%2F%2Fapp.example%2Fcb";
+        // Registered by anyone (public or confidential): the error is our own page, naming the error.
+        for c in [
+            client(&["https://app.example/cb"], &["authorization_code"]),
+            confidential(&["https://app.example/cb"]),
+            client(&["com.example.app:/cb"], &["authorization_code"]),
+        ] {
+            let redirect = c.metadata.redirect_uris[0].clone();
+            assert!(!errors_may_redirect(&c, &redirect), "{redirect}");
+            let p = params(&format!(
+                "redirect_uri={}&response_type=token",
+                url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+            ));
+            let msg = page_message(run(&p, &c, None));
+            assert!(msg.contains("unsupported_response_type"), "{msg}");
+            // Stage 3 refusals too.
+            let p = params(&format!(
+                "redirect_uri={}",
+                url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+            ));
+            let msg = page_message(run(&p, &c, None));
+            assert!(msg.contains("invalid_target"), "{msg}");
+        }
+        // Loopback: errors go back (the user's own machine), for any client.
+        assert!(errors_may_redirect(&default_client(), "http://127.0.0.1:51234/cb"));
+        client_error(run(&params("response_type=token"), &default_client(), None));
+        // An https metadata document vouches for URIs on its own origin only.
+        let doc = document_client(
+            "https://app.example/client.json",
+            &["https://app.example/cb", "https://elsewhere.example/cb"],
+        );
+        assert!(errors_may_redirect(&doc, "https://app.example/cb"));
+        assert!(!errors_may_redirect(&doc, "https://elsewhere.example/cb"));
+        let p = params(&format!("redirect_uri={https}&response_type=token&client_id=x"));
+        let (e, _, to) = client_error(run(&p, &doc, None));
+        assert_eq!((e, to.redirect_uri.as_str()), (OAuthErrorCode::UnsupportedResponseType, "https://app.example/cb"));
+        // An http document (serve only) is not verified.
+        let http_doc = document_client("http://127.0.0.1:9/client.json", &["https://app.example/cb"]);
+        assert!(!errors_may_redirect(&http_doc, "https://app.example/cb"));
+    }
+
+    #[test]
+    fn oauth21_4_1_3_the_pending_request_records_whether_redirect_uri_was_sent() {
+        let sent = run(&params(""), &default_client(), Some(&rs(&[]))).unwrap();
+        assert!(sent.request.redirect_uri_sent);
+        let omitted = run(&params("redirect_uri="), &default_client(), Some(&rs(&[]))).unwrap();
+        assert!(!omitted.request.redirect_uri_sent);
+        assert_eq!(omitted.request.redirect_uri, "http://127.0.0.1/cb");
     }
 
     #[test]

@@ -36,13 +36,16 @@ pub fn check_code(
     if code.expires_at <= now {
         return Err(invalid_grant("the code is invalid or expired"));
     }
+    // OAuth 2.1 §4.1.3: required when the authorization request sent it, and then identical; when
+    // it did not (one registered URI), optional, but still the one the code was issued for if sent.
     match redirect_uri {
         Some(r) if r == code.redirect_uri => {}
         Some(_) => return Err(invalid_grant("redirect_uri does not match the authorization request")),
+        None if !code.redirect_uri_sent => {}
         None => {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidRequest,
-                "missing required parameter \"redirect_uri\"",
+                "missing required parameter \"redirect_uri\" (the authorization request sent it)",
             ))
         }
     }
@@ -63,9 +66,12 @@ pub fn check_code(
 /// What to do with a refresh.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RefreshDecision {
-    /// Rotate normally (`grace` = the presented token was already rotated, within the window).
-    Rotate { grace: bool, scope: String },
-    /// A rotated token presented after the grace window: refuse and revoke the grant.
+    /// Rotate. `supersede`: the presented token was already rotated, within the grace window (a
+    /// retry, or a second tab), and this is the hash of its live successor, which the new token
+    /// replaces (marked rotated in the same write), so one token never has two live chains.
+    Rotate { supersede: Option<String>, scope: String },
+    /// A rotated token presented after the grace window (or one whose successor is unknown):
+    /// refuse and revoke the grant.
     ReuseRevoke,
 }
 
@@ -81,10 +87,11 @@ pub fn check_refresh(
     if token.client_id != client_id {
         return Err(invalid_grant("the refresh token was issued to another client"));
     }
-    let grace = match token.rotated_at {
-        None => false,
-        Some(at) if grace_seconds > 0 && now - at <= grace_seconds => true,
-        Some(_) => return Ok(RefreshDecision::ReuseRevoke),
+    let supersede = match (token.rotated_at, &token.successor) {
+        (None, _) => None,
+        (Some(at), Some(successor)) if grace_seconds > 0 && now - at <= grace_seconds => Some(successor.clone()),
+        // Past the window, or a rotated token with no successor on record: reuse.
+        (Some(_), _) => return Ok(RefreshDecision::ReuseRevoke),
     };
     if let Some(r) = resource {
         if r != token.resource {
@@ -108,7 +115,7 @@ pub fn check_refresh(
             asked.join(" ")
         }
     };
-    Ok(RefreshDecision::Rotate { grace, scope })
+    Ok(RefreshDecision::Rotate { supersede, scope })
 }
 
 #[cfg(test)]
@@ -136,6 +143,7 @@ mod tests {
     fn code() -> CodeRecord {
         CodeRecord {
             redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_sent: true,
             code_challenge: CHALLENGE.into(),
             expires_at: 100,
             used: false,
@@ -220,6 +228,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn oauth21_4_1_3_redirect_uri_is_required_only_when_sent_at_authorize() {
+        let mut omitted = code();
+        omitted.redirect_uri_sent = false;
+        // Not sent at authorize: may be left out, and if sent must still be the code's.
+        assert_eq!(
+            check_code("c", &grant(), &omitted, None, VERIFIER, None, 50).unwrap(),
+            CodeDecision::Issue
+        );
+        assert_eq!(
+            check_code("c", &grant(), &omitted, Some("http://127.0.0.1/cb"), VERIFIER, None, 50).unwrap(),
+            CodeDecision::Issue
+        );
+        let e = check_code("c", &grant(), &omitted, Some("http://127.0.0.1/x"), VERIFIER, None, 50).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidGrant);
+        // Sent at authorize: required.
+        let e = check_code("c", &grant(), &code(), None, VERIFIER, None, 50).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidRequest);
+        assert!(e.description.contains("redirect_uri"), "{}", e.description);
+    }
+
     fn rt(rotated_at: Option<i64>) -> TokenRecord {
         TokenRecord {
             grant_id: "g".into(),
@@ -231,6 +260,7 @@ mod tests {
             issued_at: 0,
             expires_at: 1000,
             rotated_at,
+            successor: rotated_at.map(|_| "next-hash".into()),
         }
     }
 
@@ -239,14 +269,14 @@ mod tests {
         assert_eq!(
             check_refresh("c", &rt(None), None, None, 10, 50).unwrap(),
             RefreshDecision::Rotate {
-                grace: false,
+                supersede: None,
                 scope: "openid email".into()
             }
         );
         assert_eq!(
             check_refresh("c", &rt(Some(45)), None, None, 10, 50).unwrap(),
             RefreshDecision::Rotate {
-                grace: true,
+                supersede: Some("next-hash".into()),
                 scope: "openid email".into()
             }
         );
@@ -268,11 +298,28 @@ mod tests {
     }
 
     #[test]
+    fn oauth21_4_3_1_a_retry_within_the_grace_window_supersedes_the_one_live_successor() {
+        // Within the window the decision names the successor to supersede, never a second chain.
+        let Ok(RefreshDecision::Rotate { supersede, .. }) = check_refresh("c", &rt(Some(45)), None, None, 10, 55)
+        else {
+            panic!("expected a rotation");
+        };
+        assert_eq!(supersede.as_deref(), Some("next-hash"));
+        // A rotated token with no successor on record cannot be re-rotated without forking: reuse.
+        let mut orphan = rt(Some(45));
+        orphan.successor = None;
+        assert_eq!(
+            check_refresh("c", &orphan, None, None, 10, 50).unwrap(),
+            RefreshDecision::ReuseRevoke
+        );
+    }
+
+    #[test]
     fn rfc6749_6_scope_may_narrow_but_not_grow() {
         assert_eq!(
             check_refresh("c", &rt(None), Some("email"), None, 10, 50).unwrap(),
             RefreshDecision::Rotate {
-                grace: false,
+                supersede: None,
                 scope: "email".into()
             }
         );

@@ -39,11 +39,21 @@ fn authreq_item(req: &AuthRequest, now: i64) -> Item {
         .set_s("client_id", &req.client_id)
         .set_opt_s("client_name", req.client_name.clone())
         .set_s("redirect_uri", &req.redirect_uri)
+        .set_s("redirect_uri_sent", bool_s(req.redirect_uri_sent))
+        .set_s("remember_consent", bool_s(req.remember_consent))
         .set_s("state", &req.state)
         .set_s("code_challenge", &req.code_challenge)
         .set_s("resource", &req.resource)
         .set_s("scope", &req.scope)
         .set_n(TTL_ATTR, now + AUTHREQ_TTL)
+}
+
+fn bool_s(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
 }
 
 fn authreq_from_item(id: &str, item: &Item) -> Result<AuthRequest, StoreError> {
@@ -52,6 +62,9 @@ fn authreq_from_item(id: &str, item: &Item) -> Result<AuthRequest, StoreError> {
         client_id: item.req_s("client_id")?.into(),
         client_name: item.s("client_name").map(str::to_string),
         redirect_uri: item.req_s("redirect_uri")?.into(),
+        // Requests stored before these attributes: the strict reading (sent; not remembered).
+        redirect_uri_sent: item.s("redirect_uri_sent") != Some("false"),
+        remember_consent: item.s("remember_consent") == Some("true"),
         state: item.req_s("state")?.into(),
         code_challenge: item.req_s("code_challenge")?.into(),
         resource: item.req_s("resource")?.into(),

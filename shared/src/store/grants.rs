@@ -16,7 +16,9 @@
 //!
 //! A code redemption or a refresh is one transaction ([`WriteRefused`] names which condition failed):
 //! consume the code (mark it used) or rotate the refresh token, check the grant is active and slide
-//! its expiry, put the new tokens. Revoking a grant marks it `revoked` first, so no later transaction
+//! its expiry, put the new tokens. A rotated refresh token keeps the hash of its one live successor
+//! (`successor`); a retry within the grace window supersedes that successor (marks it rotated) in
+//! the same transaction, so one token never has two live chains ([`Rotation`]). Revoking a grant marks it `revoked` first, so no later transaction
 //! can issue from it, then deletes its codes and tokens.
 
 use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, Update, WriteRequest};
@@ -134,6 +136,20 @@ impl FromItem for TokenRecord {
             issued_at: item.n("iat").unwrap_or(0),
             expires_at: item.n("exp").unwrap_or(0),
             rotated_at: item.n("rotated_at"),
+            successor: item.s("successor").map(str::to_string),
+        })
+    }
+}
+
+impl FromItem for CodeRecord {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        Ok(CodeRecord {
+            redirect_uri: item.req_s("redirect_uri")?.into(),
+            // Codes stored before the attribute: the strict reading (sent, so required).
+            redirect_uri_sent: item.s("redirect_uri_sent") != Some("false"),
+            code_challenge: item.req_s("code_challenge")?.into(),
+            expires_at: item.n("exp").unwrap_or(0),
+            used: item.s("used") != Some("false"),
         })
     }
 }
@@ -145,6 +161,21 @@ pub enum WriteRefused {
     Consumed,
     /// The grant was revoked.
     GrantRevoked,
+    /// Superseding within the grace window: the live successor is no longer active (its holder
+    /// already rotated it, or it was revoked): the chain moved on without the presented token.
+    SuccessorGone,
+}
+
+/// How a refresh token is consumed (OAuth 2.1 §4.3.1). Either way the new refresh token is the one
+/// live token of its chain: a token never has two live successors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation<'a> {
+    /// The presented token is active: mark it rotated, its successor the new token.
+    First,
+    /// The presented token was rotated at or after `cutoff` (the grace window) and its live
+    /// successor's hash is `successor`: mark that successor rotated (superseded) and make the new
+    /// token the presented one's successor instead.
+    Supersede { successor: &'a str, cutoff: i64 },
 }
 
 /// The grant must be active; its expiry slides to outlive the newest refresh token, and when this
@@ -203,6 +234,7 @@ impl Store {
         let code_item = Item::with_key(&code_key(&grant.grant_id, code))
             .set_s("type", "code")
             .set_s("redirect_uri", &record.redirect_uri)
+            .set_s("redirect_uri_sent", if record.redirect_uri_sent { "true" } else { "false" })
             .set_s("code_challenge", &record.code_challenge)
             .set_s("used", "false")
             .set_n("exp", record.expires_at)
@@ -237,40 +269,91 @@ impl Store {
             .expression_attribute_values(":keep", n(issue.access.expires_at.max(now + 60)))
             .build()
             .map_err(build_err)?;
-        let consume = TransactWriteItem::builder().update(consume).build();
+        let consume = Transaction::new().guard(
+            TransactWriteItem::builder().update(consume).build(),
+            WriteRefused::Consumed,
+        );
         self.write_issue(grant_id, consume, issue).await
     }
 
-    /// Rotate a refresh token and issue new tokens, atomically. The presented token must be active,
-    /// or rotated no earlier than `grace_cutoff` (the grace window); the grant must be active.
-    /// One round trip.
+    /// Rotate a refresh token and issue new tokens, atomically (see [`Rotation`]); the grant must be
+    /// active. One round trip.
     pub async fn rotate_refresh(
         &self,
         grant_id: &str,
         refresh_token: &str,
+        rotation: Rotation<'_>,
         issue: &Issue,
         now: i64,
-        grace_cutoff: Option<i64>,
     ) -> Result<Result<(), WriteRefused>, StoreError> {
-        let mut rotate = Update::builder()
+        let next = issue
+            .refresh_token
+            .as_deref()
+            .map(secret::hash)
+            .unwrap_or_default();
+        let presented = Update::builder()
             .table_name(self.table())
             .set_key(Some(refresh_key(grant_id, refresh_token).to_map()))
-            .update_expression("SET #status = :rotated, rotated_at = if_not_exists(rotated_at, :now)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":rotated", s(TokenStatus::Rotated.as_str()))
-            .expression_attribute_values(":active", s(TokenStatus::Active.as_str()))
-            .expression_attribute_values(":now", n(now));
-        rotate = match grace_cutoff {
-            Some(cutoff) => rotate
-                .condition_expression("#ttl > :now AND (#status = :active OR rotated_at >= :cutoff)")
-                .expression_attribute_values(":cutoff", n(cutoff)),
-            None => rotate.condition_expression("#ttl > :now AND #status = :active"),
-        };
-        let rotate = TransactWriteItem::builder()
-            .update(rotate.build().map_err(build_err)?)
-            .build();
-        self.write_issue(grant_id, rotate, issue).await
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":next", s(&next));
+        let mut tx = Transaction::new();
+        match rotation {
+            Rotation::First => {
+                let update = presented
+                    .update_expression("SET #status = :rotated, rotated_at = :now, successor = :next")
+                    .condition_expression("#ttl > :now AND #status = :active")
+                    .expression_attribute_values(":rotated", s(TokenStatus::Rotated.as_str()))
+                    .expression_attribute_values(":active", s(TokenStatus::Active.as_str()))
+                    .build()
+                    .map_err(build_err)?;
+                tx = tx.guard(
+                    TransactWriteItem::builder().update(update).build(),
+                    WriteRefused::Consumed,
+                );
+            }
+            Rotation::Supersede { successor, cutoff } => {
+                let update = presented
+                    .update_expression("SET successor = :next")
+                    .condition_expression(
+                        "#ttl > :now AND #status = :rotated AND rotated_at >= :cutoff AND successor = :expected",
+                    )
+                    .expression_attribute_values(":rotated", s(TokenStatus::Rotated.as_str()))
+                    .expression_attribute_values(":cutoff", n(cutoff))
+                    .expression_attribute_values(":expected", s(successor))
+                    .build()
+                    .map_err(build_err)?;
+                let superseded = Update::builder()
+                    .table_name(self.table())
+                    .set_key(Some(
+                        Key {
+                            pk: grant_key(grant_id).pk,
+                            sk: format!("RT#{successor}"),
+                        }
+                        .to_map(),
+                    ))
+                    .update_expression("SET #status = :rotated, rotated_at = :now, successor = :next")
+                    .condition_expression("attribute_exists(pk) AND #status = :active")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":rotated", s(TokenStatus::Rotated.as_str()))
+                    .expression_attribute_values(":active", s(TokenStatus::Active.as_str()))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":next", s(&next))
+                    .build()
+                    .map_err(build_err)?;
+                tx = tx
+                    .guard(
+                        TransactWriteItem::builder().update(update).build(),
+                        WriteRefused::Consumed,
+                    )
+                    .guard(
+                        TransactWriteItem::builder().update(superseded).build(),
+                        WriteRefused::SuccessorGone,
+                    );
+            }
+        }
+        self.write_issue(grant_id, tx, issue).await
     }
 
     /// Consume the presented code or refresh token (`consume`), check the grant is active and slide
@@ -279,7 +362,7 @@ impl Store {
     async fn write_issue(
         &self,
         grant_id: &str,
-        consume: TransactWriteItem,
+        consume: Transaction<WriteRefused>,
         issue: &Issue,
     ) -> Result<Result<(), WriteRefused>, StoreError> {
         let access = token_item(
@@ -288,8 +371,7 @@ impl Store {
             "access_token",
         );
         let used_at = issue.record_use.as_ref().map(|_| issue.access.issued_at);
-        let mut tx = Transaction::new()
-            .guard(consume, WriteRefused::Consumed)
+        let mut tx = consume
             .guard(
                 grant_active_touch(self, grant_id, issue.grant_ttl, used_at)?,
                 WriteRefused::GrantRevoked,
@@ -340,6 +422,17 @@ impl Store {
             }
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.grant_id.cmp(&b.grant_id)));
+        Ok(out)
+    }
+
+    /// Every live grant of one client, whatever its status (a consistent scan: admin commands only).
+    pub async fn grants_of_client(&self, client_id: &str, now: i64) -> Result<Vec<Grant>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.scan_prefix(keys::GRANT_PREFIX, now).await? {
+            if item.s("sk") == Some("GRANT") && item.s("client_id") == Some(client_id) {
+                out.push(Grant::from_item(&item)?);
+            }
+        }
         Ok(out)
     }
 

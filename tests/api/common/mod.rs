@@ -129,6 +129,8 @@ impl TestApp {
             client_id: client_id.to_string(),
             client_name: None,
             redirect_uri: "http://127.0.0.1:7777/callback".into(),
+            redirect_uri_sent: true,
+            remember_consent: false,
             state: "seeded".into(),
             code_challenge: CHALLENGE.into(),
             resource: RESOURCE.into(),
