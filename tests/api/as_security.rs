@@ -161,13 +161,21 @@ async fn rfc8252_8_6_a_public_client_sees_the_consent_page_every_time_on_any_loo
     let html = browser.sign_in(&app, &sign_in.unwrap(), "alice@example.com").await;
     let back = browser.decide(&app, &html, "approve").await;
     assert!(query_of(&back).contains_key("code"), "{back}");
-    assert_eq!(items_of_type(&app, "consent").await, 0, "nothing remembered for a public client");
+    assert_eq!(
+        items_of_type(&app, "consent").await,
+        0,
+        "nothing remembered for a public client"
+    );
 
     // The same browser, the same scopes, the same or any other loopback port: the consent page again.
     for port in ["7777", "51234", "9"] {
         let redirect = format!("http://127.0.0.1:{port}/callback");
         let (status, location, _) = browser
-            .get(&authorize_url(&app, &client_id, &[("redirect_uri", &redirect), ("state", port)]))
+            .get(&authorize_url(
+                &app,
+                &client_id,
+                &[("redirect_uri", &redirect), ("state", port)],
+            ))
             .await;
         assert_eq!(status, 303, "port {port}");
         let location = location.unwrap();
@@ -177,7 +185,11 @@ async fn rfc8252_8_6_a_public_client_sees_the_consent_page_every_time_on_any_loo
         );
         assert!(!location.contains("code="), "port {port}: no code without the user");
     }
-    assert_eq!(items_of_type(&app, "grant").await, 1, "only the approved request made a grant");
+    assert_eq!(
+        items_of_type(&app, "grant").await,
+        1,
+        "only the approved request made a grant"
+    );
 }
 
 #[tokio::test]
@@ -192,7 +204,11 @@ async fn rfc8252_8_6_consent_is_remembered_for_a_confidential_client() {
     assert_eq!(items_of_type(&app, "consent").await, 1);
     // It must authenticate to redeem a code, so the remembered consent answers at once.
     let (status, location, _) = browser
-        .get(&authorize_url(&app, &client_id, &[("redirect_uri", LOOPBACK), ("state", "st-2")]))
+        .get(&authorize_url(
+            &app,
+            &client_id,
+            &[("redirect_uri", LOOPBACK), ("state", "st-2")],
+        ))
         .await;
     assert_eq!(status, 303);
     let q = query_of(&location.unwrap());
@@ -209,20 +225,38 @@ async fn rfc9700_4_11_2_errors_for_a_registered_non_loopback_redirect_are_a_page
         let before = app.all_items().await.len();
         let mut browser = Browser::new();
         for (name, extra, code) in [
-            ("token response type", vec![("response_type", "token")], "unsupported_response_type"),
+            (
+                "token response type",
+                vec![("response_type", "token")],
+                "unsupported_response_type",
+            ),
             ("missing state", vec![("state", "")], "invalid_request"),
-            ("plain PKCE", vec![("code_challenge_method", "plain")], "invalid_request"),
-            ("unregistered resource", vec![("resource", "https://other.example.invalid/mcp")], "invalid_target"),
+            (
+                "plain PKCE",
+                vec![("code_challenge_method", "plain")],
+                "invalid_request",
+            ),
+            (
+                "unregistered resource",
+                vec![("resource", "https://other.example.invalid/mcp")],
+                "invalid_target",
+            ),
             ("unknown scope", vec![("scope", "openid admin")], "invalid_scope"),
         ] {
             let mut extra = extra;
             extra.push(("redirect_uri", HTTPS));
             let (status, location, html) = browser.get(&authorize_url(&app, &client_id, &extra)).await;
             assert_eq!(status, 400, "{auth_method} {name}");
-            assert!(location.is_none(), "{auth_method} {name}: never a redirect to {location:?}");
+            assert!(
+                location.is_none(),
+                "{auth_method} {name}: never a redirect to {location:?}"
+            );
             assert!(html.contains("can't continue"), "{auth_method} {name}: {html}");
             assert!(html.contains(code), "{auth_method} {name}: the page names {code}");
-            assert!(!html.contains("app.example.invalid"), "{auth_method} {name}: no link out");
+            assert!(
+                !html.contains("app.example.invalid"),
+                "{auth_method} {name}: no link out"
+            );
         }
         // Omitting redirect_uri (one registered) is the same client and URI: still a page.
         let (status, location, _) = browser
@@ -254,7 +288,10 @@ async fn rfc9700_4_11_2_loopback_redirects_still_receive_errors() {
         .get(&authorize_url(
             &app,
             &client_id,
-            &[("redirect_uri", "http://127.0.0.1:4444/callback"), ("response_type", "token")],
+            &[
+                ("redirect_uri", "http://127.0.0.1:4444/callback"),
+                ("response_type", "token"),
+            ],
         ))
         .await;
     assert_eq!(status, 303);
@@ -345,7 +382,10 @@ async fn deleting_a_client_revokes_its_grants_and_their_tokens() {
     }
     // Another client's grant is untouched.
     assert_eq!(introspect(&app, &rs, &keep.access_token).await["active"], true);
-    assert_eq!(grant_status(&app.grant_items(&keep.grant_id).await).as_deref(), Some("active"));
+    assert_eq!(
+        grant_status(&app.grant_items(&keep.grant_id).await).as_deref(),
+        Some("active")
+    );
 }
 
 #[tokio::test]
@@ -401,7 +441,11 @@ async fn oauth21_4_3_1_a_replay_within_the_grace_window_leaves_one_live_refresh_
     let rt3 = replay["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt3, rt2);
     let live = live_refresh_tokens(&app.grant_items(&first.grant_id).await);
-    assert_eq!(live, vec![rt_sk(&rt3)], "one live refresh token in the grant: the newest");
+    assert_eq!(
+        live,
+        vec![rt_sk(&rt3)],
+        "one live refresh token in the grant: the newest"
+    );
 
     // Replayed again and again: still one live chain.
     for _ in 0..3 {

@@ -175,15 +175,15 @@ async fn refresh(
             // our write: within the grace window, read again and supersede the new successor.
             Err(Raced(grant_id)) if grace > 0 => {
                 if attempt + 1 < REFRESH_ATTEMPTS {
-                    tokio::time::sleep(std::time::Duration::from_millis(2 + u64::from(rand::random::<u8>() % 8)))
-                        .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        2 + u64::from(rand::random::<u8>() % 8),
+                    ))
+                    .await;
                 } else {
                     tracing::warn!(grant_id = %grant_id, "refresh: concurrent rotations kept racing");
                 }
             }
-            Err(Raced(grant_id)) => {
-                return replay_revoke(state, &grant_id, now, "rotated refresh token reused").await
-            }
+            Err(Raced(grant_id)) => return replay_revoke(state, &grant_id, now, "rotated refresh token reused").await,
         }
     }
     Err(OAuthError::new(

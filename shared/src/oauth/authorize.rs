@@ -680,7 +680,10 @@ mod tests {
         assert!(!errors_may_redirect(&doc, "https://elsewhere.example/cb"));
         let p = params(&format!("redirect_uri={https}&response_type=token&client_id=x"));
         let (e, _, to) = client_error(run(&p, &doc, None));
-        assert_eq!((e, to.redirect_uri.as_str()), (OAuthErrorCode::UnsupportedResponseType, "https://app.example/cb"));
+        assert_eq!(
+            (e, to.redirect_uri.as_str()),
+            (OAuthErrorCode::UnsupportedResponseType, "https://app.example/cb")
+        );
         // An http document (serve only) is not verified.
         let http_doc = document_client("http://127.0.0.1:9/client.json", &["https://app.example/cb"]);
         assert!(!errors_may_redirect(&http_doc, "https://app.example/cb"));

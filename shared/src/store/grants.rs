@@ -234,7 +234,10 @@ impl Store {
         let code_item = Item::with_key(&code_key(&grant.grant_id, code))
             .set_s("type", "code")
             .set_s("redirect_uri", &record.redirect_uri)
-            .set_s("redirect_uri_sent", if record.redirect_uri_sent { "true" } else { "false" })
+            .set_s(
+                "redirect_uri_sent",
+                if record.redirect_uri_sent { "true" } else { "false" },
+            )
             .set_s("code_challenge", &record.code_challenge)
             .set_s("used", "false")
             .set_n("exp", record.expires_at)
@@ -286,11 +289,7 @@ impl Store {
         issue: &Issue,
         now: i64,
     ) -> Result<Result<(), WriteRefused>, StoreError> {
-        let next = issue
-            .refresh_token
-            .as_deref()
-            .map(secret::hash)
-            .unwrap_or_default();
+        let next = issue.refresh_token.as_deref().map(secret::hash).unwrap_or_default();
         let presented = Update::builder()
             .table_name(self.table())
             .set_key(Some(refresh_key(grant_id, refresh_token).to_map()))
