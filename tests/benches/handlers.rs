@@ -128,6 +128,7 @@ async fn main() {
         let code = grant::new_token(grant::CODE_PREFIX, &grant_id);
         let rec = grant::CodeRecord {
             redirect_uri: "http://127.0.0.1:33418/callback".into(),
+            redirect_uri_sent: true,
             code_challenge: CHALLENGE.into(),
             expires_at: now + 600,
             used: false,
