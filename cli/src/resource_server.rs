@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use latchkey::domain::resource::{Resource, ResourceServerRecord};
+use latchkey::domain::resource::{valid_scope_description, Resource, ResourceServerRecord, ScopeDescriptions};
 use latchkey::store::StoreError;
 
 use crate::admin::{Admin, StoreArgs};
@@ -16,9 +16,10 @@ pub enum ResourceServerCommand {
         #[arg(long)]
         resource: Resource,
         /// A scope the resource server declares (repeatable), e.g. `mcp:tools`: what its protected
-        /// resource metadata lists in `scopes_supported` and its challenges ask for.
-        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
-        scopes: Vec<String>,
+        /// resource metadata lists in `scopes_supported` and its challenges ask for. Add words for
+        /// the consent page after `=`: `--scope "mcp:tools=Run this server's tools"`.
+        #[arg(long = "scope", value_name = "SCOPE[=DESCRIPTION]", value_parser = parse_scope)]
+        scopes: Vec<DeclaredScope>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -30,9 +31,11 @@ pub enum ResourceServerCommand {
     Update {
         /// The resource server's id (`lkrs_…`).
         id: String,
-        /// A scope the resource server declares (repeatable); none leaves only the base scopes.
-        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
-        scopes: Vec<String>,
+        /// A scope the resource server declares (repeatable), with optional words for the consent
+        /// page after `=`; none leaves only the base scopes. Scopes and descriptions are both
+        /// replaced.
+        #[arg(long = "scope", value_name = "SCOPE[=DESCRIPTION]", value_parser = parse_scope)]
+        scopes: Vec<DeclaredScope>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -56,12 +59,49 @@ pub enum ResourceServerCommand {
     },
 }
 
-fn parse_scope(s: &str) -> Result<String, String> {
-    if latchkey::domain::scope::is_scope_token(s) {
-        Ok(s.to_string())
+/// One `--scope` value: a scope name and, after the first `=`, what it lets an app do.
+#[derive(Clone, Debug)]
+pub struct DeclaredScope {
+    name: String,
+    description: Option<String>,
+}
+
+fn parse_scope(s: &str) -> Result<DeclaredScope, String> {
+    let (name, description) = match s.split_once('=') {
+        Some((name, words)) => {
+            let words = words.trim();
+            valid_scope_description(words)?;
+            (name.trim(), Some(words.to_string()))
+        }
+        None => (s, None),
+    };
+    if latchkey::domain::scope::is_scope_token(name) {
+        Ok(DeclaredScope {
+            name: name.to_string(),
+            description,
+        })
     } else {
-        Err("a scope is 1 to 128 printable ASCII characters, without spaces, `\"` or `\\` (RFC 6749 §3.3)".into())
+        Err(
+            "a scope is 1 to 128 printable ASCII characters, without spaces, `\"` or `\\` (RFC 6749 §3.3), \
+optionally followed by `=` and its description"
+                .into(),
+        )
     }
+}
+
+/// The scope names (first mention kept) and their descriptions (the last one given for a name).
+fn split(scopes: Vec<DeclaredScope>) -> (Vec<String>, ScopeDescriptions) {
+    let mut names: Vec<String> = Vec::new();
+    let mut words = ScopeDescriptions::new();
+    for s in scopes {
+        if !names.contains(&s.name) {
+            names.push(s.name.clone());
+        }
+        if let Some(d) = s.description {
+            words.insert(s.name, d);
+        }
+    }
+    (names, words)
 }
 
 fn resource_server_json(rs: &ResourceServerRecord) -> serde_json::Value {
@@ -69,18 +109,9 @@ fn resource_server_json(rs: &ResourceServerRecord) -> serde_json::Value {
         "resource_server_id": rs.rs_id,
         "resource": rs.resource,
         "scopes": rs.scopes,
+        "scope_descriptions": rs.scope_descriptions,
         "created_at": rs.created_at,
     })
-}
-
-fn unique(scopes: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in scopes {
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    out
 }
 
 pub async fn run(command: ResourceServerCommand) -> anyhow::Result<()> {
@@ -91,10 +122,10 @@ pub async fn run(command: ResourceServerCommand) -> anyhow::Result<()> {
             json,
             store,
         } => {
-            let scopes = unique(scopes);
+            let (scopes, words) = split(scopes);
             Admin::run(store, async |store, now| {
                 let Some(rs) = store
-                    .update_resource_server_scopes(&id, &scopes, now)
+                    .update_described_resource_server(&id, &scopes, &words, now)
                     .await
                     .context("updating the resource server")?
                 else {
@@ -106,6 +137,7 @@ pub async fn run(command: ResourceServerCommand) -> anyhow::Result<()> {
                     println!("resource server updated");
                     println!("  resource:           {}", rs.resource);
                     println!("  scopes:             {}", display_scopes(&rs.scopes));
+                    print_descriptions(&rs);
                     println!("  resource_server_id: {}", rs.rs_id);
                 }
                 Ok(())
@@ -118,9 +150,12 @@ pub async fn run(command: ResourceServerCommand) -> anyhow::Result<()> {
             json,
             store,
         } => {
-            let scopes_unique = unique(scopes);
+            let (scopes_unique, words) = split(scopes);
             Admin::run(store, async |store, now| {
-                let (rs, secret) = match store.create_resource_server(&resource, &scopes_unique, now).await {
+                let (rs, secret) = match store
+                    .create_described_resource_server(&resource, &scopes_unique, &words, now)
+                    .await
+                {
                     Ok(created) => created,
                     Err(StoreError::ConditionFailed) => {
                         let existing = store
@@ -140,12 +175,14 @@ pub async fn run(command: ResourceServerCommand) -> anyhow::Result<()> {
                             "resource_server_secret": secret,
                             "resource": rs.resource,
                             "scopes": rs.scopes,
+                            "scope_descriptions": rs.scope_descriptions,
                         })
                     );
                 } else {
                     println!("resource server created");
                     println!("  resource:               {}", rs.resource);
                     println!("  scopes:                 {}", display_scopes(&rs.scopes));
+                    print_descriptions(&rs);
                     println!("  resource_server_id:     {}", rs.rs_id);
                     println!("  resource_server_secret: {secret}");
                     println!("The secret is shown only this once; latchkey keeps only its SHA-256.");
@@ -185,5 +222,15 @@ fn display_scopes(scopes: &[String]) -> String {
         "(base scopes only)".into()
     } else {
         scopes.join(" ")
+    }
+}
+
+/// Each described scope on its own line, and a hint for the ones without words.
+fn print_descriptions(rs: &ResourceServerRecord) {
+    for scope in &rs.scopes {
+        match rs.scope_descriptions.get(scope) {
+            Some(words) => println!("    {scope}: {words}"),
+            None => println!("    {scope}: (no description: the consent page shows the name only; add one with --scope \"{scope}=…\")"),
+        }
     }
 }

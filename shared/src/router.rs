@@ -260,9 +260,17 @@ endpoints! {
     ToolMcp => handlers::tool_mcp::handle, [STORE, KMS, OUTBOUND];
 }
 
-/// Route a request by its path (the local server); 404 when no endpoint serves it.
+/// The front door, `GET /`: mounted by `latchkey serve` only (no Lambda, no `template.yaml` route).
+pub const FRONT_DOOR: &str = "/";
+
+/// Route a request by its path (the local server): the endpoints, and the front door at `/`; 404
+/// when no endpoint serves it.
 pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
-    match Route::for_path(crate::http::request::raw_path(&req)) {
+    let path = crate::http::request::raw_path(&req);
+    if path == FRONT_DOOR {
+        return handlers::home::handle(state, req).await;
+    }
+    match Route::for_path(path) {
         Some(route) => call(route, state, req).await,
         None => response::not_found(),
     }

@@ -1,7 +1,8 @@
 //! A real browser (headless Chromium driven by playwright-core, `tests/browser/consent.mjs`) goes
 //! through the authorize endpoint as `latchkey serve` runs it: the local development sign-in page,
-//! the consent page (framing forbidden; screenshots at laptop and phone widths into
-//! `.cache/screenshots/`), Approve, and the redirect to the client with `code`, `state` and `iss`;
+//! the consent page of a dynamically registered client claiming a well-known name (marked unverified,
+//! the scopes in words; framing forbidden; screenshots at 1280 and 390 px into
+//! `.cache/screenshots/`, with the front door `GET /` too), Approve, and the redirect to the client with `code`, `state` and `iss`;
 //! the code is then redeemed with its PKCE verifier. `scripts/test` installs playwright-core
 //! (`tests/browser`) and Chromium and requires this test; a plain `cargo test` skips it when either
 //! is missing. `chromium_revokes_a_connected_app_through_the_account_page` does the same for "Your
@@ -16,7 +17,9 @@ use common::{TestApp, CHALLENGE, RESOURCE, VERIFIER};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const REDIRECT_URI: &str = "http://127.0.0.1:7777/callback";
-const CLIENT_NAME: &str = "Browser Test Client";
+/// A name anyone can claim by dynamic registration (issue 17's reproduction).
+const CLIENT_NAME: &str = "Claude Desktop";
+const TOOLS_WORDS: &str = "Run this server's tools";
 
 fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,7 +47,7 @@ fn missing() -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
+async fn chromium_signs_in_consents_and_is_redirected_with_a_code_mcp_security_dcr_client_marked_unverified() {
     if let Some(why) = missing() {
         assert!(
             std::env::var("LATCHKEY_REQUIRE_BROWSER").is_err(),
@@ -54,12 +57,25 @@ async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
         return;
     }
     let app = TestApp::start().await;
-    app.resource_server(RESOURCE).await;
+    let now = app.server.state.clock.now();
+    app.server
+        .state
+        .store
+        .create_described_resource_server(
+            &latchkey::domain::resource::Resource::parse(RESOURCE).unwrap(),
+            &["mcp:tools".to_string()],
+            &[("mcp:tools".to_string(), TOOLS_WORDS.to_string())].into(),
+            now,
+        )
+        .await
+        .unwrap();
     let (status, body) = app
         .register(serde_json::json!({
             "redirect_uris": [REDIRECT_URI],
             "token_endpoint_auth_method": "none",
             "client_name": CLIENT_NAME,
+            "client_uri": "https://claude.example.invalid/about",
+            "logo_uri": "https://cdn.example.invalid/logo.png",
         }))
         .await;
     assert_eq!(status, 201, "{body}");
@@ -75,10 +91,11 @@ async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
             ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
             ("resource", RESOURCE),
-            ("scope", "openid email"),
+            ("scope", "openid email mcp:tools"),
         ])
         .finish();
     let authorize_url = app.url(&format!("/oauth/2.1/authorize?{q}"));
+    let front_door_url = app.url("/");
     let screenshots = tests_dir().parent().unwrap().join(".cache/screenshots");
 
     let out = {
@@ -88,6 +105,7 @@ async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
                 .arg("consent.mjs")
                 .current_dir(tests_dir().join("browser"))
                 .env("AUTHORIZE_URL", authorize_url)
+                .env("FRONT_DOOR_URL", front_door_url)
                 .env("REDIRECT_PREFIX", REDIRECT_URI)
                 .env("SCREENSHOT_DIR", screenshots)
                 .env("CHROMIUM", CHROMIUM)
@@ -107,21 +125,61 @@ async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
 
     assert_eq!(result["state"], state, "{result}");
     assert_eq!(result["iss"], format!("{}/oauth/2.1", app.base), "{result}");
+    // The front door, before the flow: one resource server, one client, no project yet.
+    let door = result["front_door_text"].as_str().unwrap();
+    for expected in [
+        "latchkey is running",
+        &format!("{}/oauth/2.1", app.base),
+        &format!("{}/.well-known/oauth-authorization-server/oauth/2.1", app.base),
+        "latchkey project create",
+    ] {
+        assert!(door.contains(expected), "front door lacks {expected:?}:\n{door}");
+    }
     let title = result["consent_title"].as_str().unwrap();
     assert!(title.contains(CLIENT_NAME), "consent title {title:?}");
     let text = result["consent_text"].as_str().unwrap();
     for expected in [
         CLIENT_NAME,
+        "Unverified",
+        "Anyone can register an app under any name",
         client_id.as_str(),
         RESOURCE,
         "alice@example.com",
-        "openid",
-        "email",
+        "See your email address",
+        TOOLS_WORDS,
+        "mcp:tools",
         "127.0.0.1",
+        "claude.example.invalid",
+        "cdn.example.invalid",
     ] {
         assert!(text.contains(expected), "consent page lacks {expected:?}:\n{text}");
     }
-    for shot in ["consent-laptop.png", "consent-phone.png"] {
+    // The claimed name never appears without the marking: on every line (and in the title) that
+    // shows it, the page says "unverified".
+    let page_title = result["page_title"].as_str().unwrap();
+    for line in text.lines().chain([title, page_title]) {
+        if line.contains(CLIENT_NAME) {
+            assert!(
+                line.to_lowercase().contains("unverified"),
+                "name shown unmarked: {line:?}"
+            );
+        }
+    }
+    let sign_in_text = result["sign_in_text"].as_str().unwrap();
+    for line in sign_in_text.lines() {
+        if line.contains(CLIENT_NAME) {
+            assert!(
+                line.to_lowercase().contains("unverified"),
+                "sign-in shows the name unmarked: {line:?}"
+            );
+        }
+    }
+    for shot in [
+        "consent-laptop.png",
+        "consent-phone.png",
+        "front-door-laptop.png",
+        "front-door-phone.png",
+    ] {
         let len = std::fs::metadata(screenshots.join(shot)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "screenshot {shot} missing or empty");
     }
@@ -143,7 +201,7 @@ async fn chromium_signs_in_consents_and_is_redirected_with_a_code() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
-    assert_eq!(body["scope"], "openid email", "{body}");
+    assert_eq!(body["scope"], "openid email mcp:tools", "{body}");
 }
 
 /// Issue 15 in a real browser, without JavaScript: a user with a connected app opens "Your connected
@@ -256,7 +314,7 @@ async fn chromium_revokes_a_connected_app_through_the_account_page() {
         "127.0.0.1",
         RESOURCE,
         "See your email address",
-        "Stay connected when you are not using it",
+        "Stay connected when you are away",
         "Approved",
         "Last used",
     ] {

@@ -17,6 +17,7 @@ mod as_security;
 mod authorize;
 mod browser;
 mod cimd;
+mod consent_page;
 mod discovery;
 mod events;
 mod fuzz;

@@ -7,8 +7,10 @@
 //   SCREENSHOT_DIR   where consent-laptop.png and consent-phone.png are written
 //   CHROMIUM         the browser binary (default /usr/bin/chromium)
 //   SIGN_IN_EMAIL    the address for the local development sign-in (default alice@example.com)
+//   FRONT_DOOR_URL   optional: latchkey serve's `GET /`, shot first as front-door-{laptop,phone}.png
 //
-// Prints one JSON line: {"code", "state", "iss", "consent_title", "consent_text"}.
+// Prints one JSON line: {"code", "state", "iss", "consent_title", "page_title", "consent_text",
+// "sign_in_text", "front_door_text"}.
 // Exits non-zero with a message on stderr on any failure.
 
 import { mkdirSync } from 'node:fs';
@@ -66,6 +68,18 @@ async function main() {
       },
     );
 
+    // 0. The front door, at laptop and phone widths.
+    let frontDoorText = null;
+    if (process.env.FRONT_DOOR_URL) {
+      const door = await page.goto(process.env.FRONT_DOOR_URL, { waitUntil: 'load' });
+      if (!door || door.status() !== 200) throw new Error(`the front door answered ${door?.status()}`);
+      frontDoorText = (await page.locator('main').innerText()).trim();
+      await page.screenshot({ path: join(screenshotDir, 'front-door-laptop.png'), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: join(screenshotDir, 'front-door-phone.png'), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+
     // 1. The authorize URL lands on the local development sign-in page.
     const first = await page.goto(authorizeUrl, { waitUntil: 'load' });
     if (!first) throw new Error('no response for the authorize URL');
@@ -76,6 +90,7 @@ async function main() {
           (await page.locator('body').innerText()),
       );
     }
+    const signInText = (await page.locator('main').innerText()).trim();
     await emailInput.fill(email);
 
     // 2. Signing in leads (by 303) to the consent page.
@@ -135,6 +150,8 @@ async function main() {
         consent_title: h1 || title,
         page_title: title,
         consent_text: consentText,
+        sign_in_text: signInText,
+        front_door_text: frontDoorText,
       }) + '\n',
     );
   } catch (e) {

@@ -2,6 +2,7 @@
 //! (RFC 8707), which the authorize endpoint validates the `resource` parameter against, and each
 //! authenticating to introspection with its own id and secret (`lkrs_…` / `lk_rss_…`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -133,7 +134,33 @@ pub struct ResourceServerRecord {
     pub resource: String,
     /// Scopes this resource server declares (beside the base scopes every resource accepts).
     pub scopes: Vec<String>,
+    /// What the operator says each declared scope lets an app do, in words the consent page shows
+    /// (`--scope "mcp:tools=Run this server's tools"`); only for declared scopes, possibly none.
+    pub scope_descriptions: ScopeDescriptions,
     pub created_at: i64,
+}
+
+/// A declared scope's words for the consent page, by scope name.
+pub type ScopeDescriptions = BTreeMap<String, String>;
+
+/// Longest scope description we accept, in characters.
+pub const MAX_SCOPE_DESCRIPTION: usize = 200;
+
+/// Is `text` an acceptable scope description: 1 to [`MAX_SCOPE_DESCRIPTION`] characters, no
+/// control characters, not only spaces? (It is shown HTML-escaped; this keeps it one tidy line.)
+pub fn valid_scope_description(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("a scope description must not be empty".into());
+    }
+    if text.chars().count() > MAX_SCOPE_DESCRIPTION {
+        return Err(format!(
+            "a scope description is at most {MAX_SCOPE_DESCRIPTION} characters"
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a scope description must not contain control characters (newlines, tabs)".into());
+    }
+    Ok(())
 }
 
 impl ResourceServerRecord {

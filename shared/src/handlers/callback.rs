@@ -13,6 +13,7 @@ use crate::domain::authz::ACCOUNT_SIGN_IN;
 use crate::http::cookie::{read_cookie, LOGIN_COOKIE};
 use crate::http::html::{error_page, escape};
 use crate::http::request::{self, Params};
+use crate::oauth::presentation::host_of;
 use crate::state::AppState;
 
 /// `/oauth/2.1/callback`: the upstream provider's return (`GET`), or the local sign-in page and form.
@@ -74,7 +75,15 @@ async fn sign_in_page(state: &AppState, req: &Request, p: &Params) -> Response<B
         };
         // Signing in may end in a redirect straight to the client (consent already given).
         let target = crate::http::html::form_target_source(&authreq.redirect_uri);
-        (authreq.client_name.unwrap_or(authreq.client_id), target)
+        // Names are claims: only an https metadata document's host vouches for one (the consent
+        // page says more, `oauth::presentation`).
+        let app = match (authreq.client_name.as_deref(), authreq.client_id.starts_with("https://")) {
+            (Some(name), true) => format!("{name} ({})", host_of(&authreq.client_id)),
+            (None, true) => format!("an app from {}", host_of(&authreq.client_id)),
+            (Some(name), false) => format!("the unverified app \u{201c}{name}\u{201d}"),
+            (None, false) => "an unverified app".to_string(),
+        };
+        (app, target)
     };
     let app = app.as_str();
     crate::http::html::page_with_form_target(

@@ -9,6 +9,7 @@ pub mod callback;
 pub mod connections;
 pub mod consent;
 pub mod discovery;
+pub mod home;
 pub mod identity_callback;
 pub mod introspect;
 pub mod proxy;

@@ -26,7 +26,9 @@ h1{font-size:1.3rem;margin:0 0 12px;overflow-wrap:anywhere}.resource{font-size:1
 ul{padding-left:20px}li{margin:6px 0}code{background:#eef0f3;border-radius:4px;padding:1px 5px;white-space:nowrap}code.id{white-space:normal;overflow-wrap:anywhere}\
 label{display:block;font-weight:600;margin:16px 0 6px}input[type=email]{width:100%;box-sizing:border-box;padding:10px;font-size:1rem;border:1px solid #c9ced6;border-radius:8px}\
 .row{display:flex;gap:12px;margin-top:22px}button{flex:1;padding:12px;font-size:1rem;border-radius:8px;border:1px solid #c9ced6;background:#fff;cursor:pointer}\
-button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}.badge{display:inline-block;background:#fff4d6;color:#7a5200;border-radius:6px;padding:2px 8px;font-size:.8rem;font-weight:600}\
+button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}.badge{display:inline-block;background:#fff4d6;color:#7a5200;border-radius:6px;padding:2px 8px;font-size:.8rem;font-weight:600;vertical-align:middle}\
+.badge.ok{background:#dafbe1;color:#116329}.who.warn{background:#fff8e6;border-left:3px solid #d4a72c;padding:8px 12px;border-radius:4px}\
+table.facts{border-collapse:collapse;width:100%}table.facts td{padding:4px 0;vertical-align:top;overflow-wrap:anywhere}table.facts td:first-child{color:#57606a;padding-right:12px;white-space:nowrap}pre{background:#eef0f3;border-radius:6px;padding:10px;white-space:pre-wrap;overflow-wrap:anywhere}\
 .card{border:1px solid #d8dce2;border-radius:10px;padding:4px 16px 16px;margin:16px 0}.card h2{font-size:1.05rem;margin:12px 0 4px;overflow-wrap:anywhere}.card .row{margin-top:12px}\
 button.danger{color:#b42318;border-color:#e4a29b}.notice{background:#e8f5ec;color:#14532d;border-radius:8px;padding:10px 12px}a{color:#1f6feb}";
 

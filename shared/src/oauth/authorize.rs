@@ -386,6 +386,7 @@ mod tests {
             secret_hash: String::new(),
             resource: RESOURCE.into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            scope_descriptions: Default::default(),
             created_at: 0,
         }
     }

@@ -8,5 +8,6 @@ pub mod client_auth;
 pub mod login;
 pub mod metadata;
 pub mod pkce;
+pub mod presentation;
 pub mod scope;
 pub mod token;

@@ -81,6 +81,34 @@ impl Item {
         self
     }
 
+    /// A map attribute of strings (`M` of `S`), e.g. scope → description.
+    pub fn set_str_map(mut self, name: &str, values: &std::collections::BTreeMap<String, String>) -> Self {
+        self.0.insert(
+            name.into(),
+            AttributeValue::M(
+                values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                    .collect(),
+            ),
+        );
+        self
+    }
+
+    /// A map attribute of strings; empty if absent, other values left out.
+    pub fn str_map(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        match self.0.get(name) {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    AttributeValue::S(s) => Some((k.clone(), s.clone())),
+                    _ => None,
+                })
+                .collect(),
+            _ => Default::default(),
+        }
+    }
+
     pub fn s(&self, name: &str) -> Option<&str> {
         match self.0.get(name) {
             Some(AttributeValue::S(s)) => Some(s),

@@ -4,7 +4,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | resource server | `RS#<rs_id>` | `RS` | `rs_id`, `secret_hash`, `resource`, `scopes`, `created_at` |
+//! | resource server | `RS#<rs_id>` | `RS` | `rs_id`, `secret_hash`, `resource`, `scopes`, `scope_descriptions` (map: scope → words for the consent page), `created_at` |
 //! | lookup by resource | `RESOURCE#<resource>` | `RS` | the same attributes, copied |
 //! | declared scopes | `SCOPES` | `DECLARED` | one list attribute per resource server: `<rs_id>` → its scopes |
 //!
@@ -21,7 +21,9 @@ use super::item::{FromItem, Item};
 use super::keys::Key;
 use super::{build_err, put_new_item, Store, StoreError, Transaction};
 use crate::crypto::secret;
-use crate::domain::resource::{plausible_id, Resource, ResourceServerRecord, RS_ID_PREFIX, RS_SECRET_PREFIX};
+use crate::domain::resource::{
+    plausible_id, Resource, ResourceServerRecord, ScopeDescriptions, RS_ID_PREFIX, RS_SECRET_PREFIX,
+};
 
 /// Partition prefix of resource-server records.
 pub const RS_PREFIX: &str = "RS#";
@@ -81,6 +83,15 @@ fn declared_from_item(item: &Item) -> Vec<String> {
     out
 }
 
+/// The descriptions of the scopes in `scopes`, the others left out.
+fn only_declared(scopes: &[String], descriptions: &ScopeDescriptions) -> ScopeDescriptions {
+    descriptions
+        .iter()
+        .filter(|(k, _)| scopes.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// A resource server's record: `RS#<rs_id>` / `RS`.
 pub fn rs_key(rs_id: &str) -> Key {
     Key {
@@ -103,6 +114,7 @@ fn fill(r: &ResourceServerRecord, item: Item, kind: &str) -> Item {
         .set_s("secret_hash", &r.secret_hash)
         .set_s("resource", &r.resource)
         .set_list("scopes", &r.scopes)
+        .set_str_map("scope_descriptions", &r.scope_descriptions)
         .set_n("created_at", r.created_at)
 }
 
@@ -132,6 +144,7 @@ impl FromItem for ResourceServerRecord {
             secret_hash: item.req_s("secret_hash")?.to_string(),
             resource: item.req_s("resource")?.to_string(),
             scopes: item.list("scopes"),
+            scope_descriptions: item.str_map("scope_descriptions"),
             created_at: item.n("created_at").unwrap_or(0),
         })
     }
@@ -196,12 +209,26 @@ impl Store {
         scopes: &[String],
         now: i64,
     ) -> Result<(ResourceServerRecord, String), StoreError> {
+        self.create_described_resource_server(resource, scopes, &ScopeDescriptions::new(), now)
+            .await
+    }
+
+    /// [`Store::create_resource_server`] with words for some of its declared scopes (descriptions of
+    /// scopes it does not declare are left out). The declared-scope registry keeps only the names.
+    pub async fn create_described_resource_server(
+        &self,
+        resource: &Resource,
+        scopes: &[String],
+        descriptions: &ScopeDescriptions,
+        now: i64,
+    ) -> Result<(ResourceServerRecord, String), StoreError> {
         let secret_value = secret::new_secret(RS_SECRET_PREFIX);
         let record = ResourceServerRecord {
             rs_id: secret::random_token(RS_ID_PREFIX, 16),
             secret_hash: secret::hash(&secret_value),
             resource: resource.as_str().to_string(),
             scopes: scopes.to_vec(),
+            scope_descriptions: only_declared(scopes, descriptions),
             created_at: now,
         };
         let tx = Transaction::new()
@@ -226,16 +253,38 @@ impl Store {
         scopes: &[String],
         now: i64,
     ) -> Result<Option<ResourceServerRecord>, StoreError> {
+        self.update_described_resource_server(rs_id, scopes, &ScopeDescriptions::new(), now)
+            .await
+    }
+
+    /// [`Store::update_resource_server_scopes`] with words for some of the scopes: the scopes and
+    /// their descriptions are both replaced (a scope given without words loses its old ones).
+    pub async fn update_described_resource_server(
+        &self,
+        rs_id: &str,
+        scopes: &[String],
+        descriptions: &ScopeDescriptions,
+        now: i64,
+    ) -> Result<Option<ResourceServerRecord>, StoreError> {
         let Some(mut record) = self.get_resource_server(rs_id, now).await? else {
             return Ok(None);
         };
         record.scopes = scopes.to_vec();
+        record.scope_descriptions = only_declared(scopes, descriptions);
+        let described = AttributeValue::M(
+            record
+                .scope_descriptions
+                .iter()
+                .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                .collect(),
+        );
         let set = |key: Key| -> Result<TransactWriteItem, StoreError> {
             let update = Update::builder()
                 .table_name(self.table())
                 .set_key(Some(key.to_map()))
-                .update_expression("SET scopes = :scopes")
+                .update_expression("SET scopes = :scopes, scope_descriptions = :described")
                 .condition_expression("rs_id = :id")
+                .expression_attribute_values(":described", described.clone())
                 .expression_attribute_values(
                     ":scopes",
                     AttributeValue::L(scopes.iter().map(|v| AttributeValue::S(v.clone())).collect()),
@@ -360,6 +409,7 @@ mod tests {
             secret_hash: secret::hash("lk_rss_s"),
             resource: "https://mcp.example.com/mcp".into(),
             scopes: vec!["read".into(), "write".into()],
+            scope_descriptions: [("read".to_string(), "Read your files".to_string())].into(),
             created_at: 7,
         };
         assert_eq!(ResourceServerRecord::from_item(&record_item(&r)).unwrap(), r);
