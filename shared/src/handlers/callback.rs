@@ -77,7 +77,10 @@ async fn sign_in_page(state: &AppState, req: &Request, p: &Params) -> Response<B
         let target = crate::http::html::form_target_source(&authreq.redirect_uri);
         // Names are claims: only an https metadata document's host vouches for one (the consent
         // page says more, `oauth::presentation`).
-        let app = match (authreq.client_name.as_deref(), authreq.client_id.starts_with("https://")) {
+        let app = match (
+            authreq.client_name.as_deref(),
+            authreq.client_id.starts_with("https://"),
+        ) {
             (Some(name), true) => format!("{name} ({})", host_of(&authreq.client_id)),
             (None, true) => format!("an app from {}", host_of(&authreq.client_id)),
             (Some(name), false) => format!("the unverified app \u{201c}{name}\u{201d}"),
