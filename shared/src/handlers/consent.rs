@@ -208,7 +208,8 @@ as you, with whatever access that server gives your account. It asked for no nar
     out.push_str(&format!(
         "<p class=\"muted\">After you decide you will be sent to <strong>{host}</strong>. Client ID: <code class=\"id\">{client_id}</code></p>\
 <form method=\"post\" action=\"/oauth/2.1/consent\"><input type=\"hidden\" name=\"request\" value=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<div class=\"row\"><button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button><button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button></div></form>",
+<div class=\"row\"><button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button><button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button></div></form>\
+<p class=\"muted\">You can review or revoke what you allow at any time on <a href=\"/oauth/2.1/account\">your connected apps</a>.</p>",
         host = escape(&who.redirect_host),
         client_id = escape(client_id),
         id = escape(id),
