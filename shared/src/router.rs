@@ -34,6 +34,8 @@ pub enum Route {
     SessionCreate,
     /// `functions/session-status`: an auth session's status.
     SessionStatus,
+    /// `functions/session-confirm`: the app confirms a `return_url` session's connection.
+    SessionConfirm,
     /// `functions/identity-callback`: where providers send users back to the vault.
     IdentityCallback,
     /// `functions/connections`: a user's provider connections (list, delete).
@@ -56,7 +58,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, one per Lambda function.
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 21] = [
         Route::Discovery,
         Route::Register,
         Route::Token,
@@ -68,6 +70,7 @@ impl Route {
         Route::Account,
         Route::SessionCreate,
         Route::SessionStatus,
+        Route::SessionConfirm,
         Route::IdentityCallback,
         Route::Connections,
         Route::Proxy,
@@ -93,6 +96,7 @@ impl Route {
             Route::Account => "account",
             Route::SessionCreate => "session-create",
             Route::SessionStatus => "session-status",
+            Route::SessionConfirm => "session-confirm",
             Route::IdentityCallback => "identity-callback",
             Route::Connections => "connections",
             Route::Proxy => "proxy",
@@ -122,6 +126,7 @@ impl Route {
             Route::Account => &[("GET", "/oauth/2.1/account"), ("POST", "/oauth/2.1/account")],
             Route::SessionCreate => &[("POST", "/v1/identity/sessions")],
             Route::SessionStatus => &[("GET", "/v1/identity/sessions/{session_id}")],
+            Route::SessionConfirm => &[("POST", "/v1/identity/sessions/{session_id}/confirm")],
             Route::IdentityCallback => &[("GET", "/v1/identity/callback")],
             Route::Connections => &[
                 ("GET", "/v1/identity/users/{user_id}/connections"),
@@ -163,6 +168,7 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::Account => handlers::account::handle(state, req).await,
         Route::SessionCreate => handlers::sessions::create(state, req).await,
         Route::SessionStatus => handlers::sessions::status(state, req).await,
+        Route::SessionConfirm => handlers::sessions::confirm(state, req).await,
         Route::IdentityCallback => handlers::identity_callback::handle(state, req).await,
         Route::Connections => handlers::connections::handle(state, req).await,
         Route::Proxy => handlers::proxy::handle(state, req).await,
@@ -240,6 +246,8 @@ endpoints! {
     SessionCreate => handlers::sessions::create, [STORE, KMS, OUTBOUND];
     /// `functions/session-status`.
     SessionStatus => handlers::sessions::status, [STORE];
+    /// `functions/session-confirm`: moves the parked (already sealed) connection; no KMS.
+    SessionConfirm => handlers::sessions::confirm, [STORE];
     /// `functions/identity-callback`: exchanges the provider's code, seals its tokens.
     IdentityCallback => handlers::identity_callback::handle, [STORE, KMS, OUTBOUND];
     /// `functions/connections`.

@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, u16)] = &[
     // The vault's events carry an API key the fresh store does not know.
     ("session-create.json", 401),
     ("session-status.json", 401),
+    ("session-confirm.json", 401),
     // An unknown state: an error page, nothing changes.
     ("identity-callback.json", 400),
     ("connections.json", 401),
@@ -133,6 +134,7 @@ async fn vault_events_run_with_a_known_api_key() {
     for (file, status, code) in [
         ("session-create.json", 409, "provider_not_configured"),
         ("session-status.json", 404, "not_found"),
+        ("session-confirm.json", 404, "not_found"),
         ("connections.json", 200, ""),
         ("connections-delete.json", 404, "not_connected"),
         ("proxy.json", 409, "provider_not_configured"),

@@ -39,3 +39,4 @@ mod tools_discovery;
 mod tools_reauthorization;
 mod ts_client;
 mod vault;
+mod vault_confirm;

@@ -185,6 +185,7 @@ fn least_privilege_kms_grants_are_conditioned_on_the_encryption_context_kind() {
         "introspect",
         "consent",
         "session-status",
+        "session-confirm",
         "tool-client-metadata",
     ] {
         assert_eq!(decrypt(f), set(&[]), "{f} opens nothing");

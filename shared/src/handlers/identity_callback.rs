@@ -1,12 +1,16 @@
 //! `GET /v1/identity/callback`: where a provider sends the user back. The `state` is consumed
 //! (single use) before anything else; the code is exchanged with the stored PKCE verifier; the
 //! tokens are sealed into the user's connection and the session is marked complete in one
-//! transaction. A provider error marks the session `error`. The user sees a small page either way.
+//! transaction. A provider error marks the session `error`. The user sees a small page either way —
+//! unless the session has a `return_url`: then the connection is parked in the session until the
+//! app confirms it, and the browser goes back to the app with `session_id` and a one-time
+//! `connect_token` (or `session_id` and `error`).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::domain::auth_session::VaultState;
+use crate::crypto::secret;
+use crate::domain::auth_session::{VaultState, CONFIRM_TTL};
 use crate::domain::connection::Connection;
 use crate::domain::context::{connection_context, vault_state_context};
 use crate::error::VaultError;
@@ -24,6 +28,28 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
             html::escape(message)
         ),
     )
+}
+
+/// `303` to the app's `return_url` with `params` appended to its query.
+fn back_to_app(return_url: &str, params: &[(&str, &str)]) -> Response<Body> {
+    let Ok(mut url) = url::Url::parse(return_url) else {
+        return failed();
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    let mut res = html::page(
+        StatusCode::SEE_OTHER,
+        "Back to the app",
+        "<h1>Back to the app</h1><p>Returning you to the app.</p>",
+    );
+    if let Ok(v) = http::HeaderValue::from_str(url.as_str()) {
+        res.headers_mut().insert(http::header::LOCATION, v);
+    }
+    res
 }
 
 fn refused(message: &str) -> Response<Body> {
@@ -76,6 +102,9 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
             return failed();
         }
         tracing::info!(provider = %st.provider, %code, "vault callback: the provider returned an error");
+        if let Some(ret) = &st.return_url {
+            return back_to_app(ret, &[("session_id", &st.session_id), ("error", &code)]);
+        }
         return page(
             StatusCode::OK,
             "Not connected",
@@ -94,14 +123,24 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
         return refused("The provider sent no authorization code.");
     };
     match complete(state, &st, state_value, code, now).await {
-        Ok(display) => page(
+        Ok(Completed::Connected(display)) => page(
             StatusCode::OK,
             &format!("Connected to {display}"),
             &format!("Your {display} account is connected."),
         ),
+        Ok(Completed::AwaitingConfirmation {
+            return_url,
+            connect_token,
+        }) => back_to_app(
+            &return_url,
+            &[("session_id", &st.session_id), ("connect_token", &connect_token)],
+        ),
         Err((code, message)) => {
             if let Err(e) = state.store.fail_session(&st.session_id, code, &message).await {
                 tracing::error!(error = %e, "vault callback: recording a failure failed");
+            }
+            if let Some(ret) = &st.return_url {
+                return back_to_app(ret, &[("session_id", &st.session_id), ("error", code)]);
             }
             // The detail (which may name the project and the operator's command) is for the app,
             // through the session's status; the user sees what happened in general terms.
@@ -114,7 +153,15 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     }
 }
 
-/// Exchange the code and store the connection; the provider's display name on success, else the
+/// How a callback ended well.
+enum Completed {
+    /// Stored: the provider's display name.
+    Connected(String),
+    /// Parked until the app confirms it with this token.
+    AwaitingConfirmation { return_url: String, connect_token: String },
+}
+
+/// Exchange the code and store the connection (or park it for the app's confirmation); else the
 /// session error to record.
 async fn complete(
     state: &AppState,
@@ -122,7 +169,7 @@ async fn complete(
     state_value: &str,
     code: &str,
     now: i64,
-) -> Result<String, (&'static str, String)> {
+) -> Result<Completed, (&'static str, String)> {
     let internal = |what: &str| {
         (
             "internal_error",
@@ -227,6 +274,31 @@ async fn complete(
             now,
         )
     };
+    if let Some(return_url) = &st.return_url {
+        let connect_token = secret::random_token("lk_ct_", 32);
+        let parked = state
+            .store
+            .await_confirmation(
+                &st.session_id,
+                &conn,
+                &secret::hash(&connect_token),
+                now + CONFIRM_TTL,
+                now,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "vault callback: parking the connection failed");
+                internal("store")
+            })?;
+        if !parked {
+            return Err(("expired", "the session expired before the sign-in finished".into()));
+        }
+        tracing::info!(project = %st.project_id, provider = %st.provider, "vault callback: awaiting the app's confirmation");
+        return Ok(Completed::AwaitingConfirmation {
+            return_url: return_url.clone(),
+            connect_token,
+        });
+    }
     let done = state
         .store
         .complete_session(&st.session_id, &conn, now)
@@ -239,5 +311,5 @@ async fn complete(
         return Err(("expired", "the session expired before the sign-in finished".into()));
     }
     tracing::info!(project = %st.project_id, provider = %st.provider, "vault callback: connected");
-    Ok(provider.spec.display_name.clone())
+    Ok(Completed::Connected(provider.spec.display_name.clone()))
 }

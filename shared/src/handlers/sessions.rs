@@ -1,8 +1,11 @@
-//! `POST /v1/identity/sessions` (create a just-in-time auth session) and
-//! `GET /v1/identity/sessions/{session_id}` (its status). Both authenticate with `X-API-Key`.
+//! `POST /v1/identity/sessions` (create a just-in-time auth session),
+//! `GET /v1/identity/sessions/{session_id}` (its status) and
+//! `POST /v1/identity/sessions/{session_id}/confirm` (the app's confirmation of a `return_url`
+//! session's connection). All authenticate with `X-API-Key`.
 //!
 //! Create: 1 batch read (API key + provider) and 1 transaction (session + state). Status: 1 batch
-//! read (API key + session).
+//! read (API key + session). Confirm: 1 batch read (API key + session) and 1 transaction
+//! (connection + session); no KMS call (the parked tokens are already sealed for the connection).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -10,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::iso8601;
 use crate::crypto::secret;
-use crate::domain::auth_session::{SessionStatus, VaultSession, VaultState, SESSION_TTL};
+use crate::domain::auth_session::{check_return_url, SessionStatus, VaultSession, VaultState, SESSION_TTL};
 use crate::domain::context::vault_state_context;
 use crate::error::VaultError;
 use crate::http::path::path_params;
@@ -51,15 +54,16 @@ struct CreateRequest {
     user_id: String,
     provider: String,
     scopes: Option<Vec<String>>,
+    return_url: Option<String>,
 }
 
 fn parse_create(body: &Map<String, Value>) -> Result<CreateRequest, VaultError> {
     if let Some(unknown) = body
         .keys()
-        .find(|k| !matches!(k.as_str(), "user_id" | "provider" | "scopes"))
+        .find(|k| !matches!(k.as_str(), "user_id" | "provider" | "scopes" | "return_url"))
     {
         return Err(bad(format!(
-            "unknown field {:?}; the fields are user_id, provider and scopes",
+            "unknown field {:?}; the fields are user_id, provider, scopes and return_url",
             unknown.chars().take(40).collect::<String>()
         )));
     }
@@ -99,10 +103,16 @@ fn parse_create(body: &Map<String, Value>) -> Result<CreateRequest, VaultError> 
         }
         Some(_) => return Err(bad("scopes must be an array of strings")),
     };
+    let return_url = match body.get("return_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(check_return_url(u).map_err(bad)?.to_string()),
+        Some(_) => return Err(bad("return_url must be a string")),
+    };
     Ok(CreateRequest {
         user_id,
         provider,
         scopes,
+        return_url,
     })
 }
 
@@ -185,6 +195,8 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
         error_message: None,
         expires_at,
         created_at: now,
+        return_url: input.return_url.clone(),
+        confirm_by: None,
     };
     let st = VaultState {
         session_id: session_id.clone(),
@@ -195,6 +207,7 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
         sealed_verifier,
         redirect_uri,
         expires_at,
+        return_url: input.return_url.clone(),
     };
     state
         .store
@@ -202,18 +215,19 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
         .await
         .map_err(|e| vault::store_error("storing a session", e))?;
     tracing::info!(project = %key.project_id, provider = %input.provider, "vault: session created");
-    Ok(response::json(
-        StatusCode::CREATED,
-        &json!({
-            "session_id": session_id,
-            "auth_url": auth_url.as_str(),
-            "expires_at": iso8601(expires_at),
-            "status": SessionStatus::Pending.as_str(),
-            "provider": input.provider,
-            "user_id": input.user_id,
-            "scopes": scopes,
-        }),
-    ))
+    let mut body = json!({
+        "session_id": session_id,
+        "auth_url": auth_url.as_str(),
+        "expires_at": iso8601(expires_at),
+        "status": SessionStatus::Pending.as_str(),
+        "provider": input.provider,
+        "user_id": input.user_id,
+        "scopes": scopes,
+    });
+    if let Some(u) = &input.return_url {
+        body["return_url"] = json!(u);
+    }
+    Ok(response::json(StatusCode::CREATED, &body))
 }
 
 /// `GET /v1/identity/sessions/{session_id}`: the session's status (`expired` derived at read).
@@ -234,32 +248,47 @@ async fn session_status(state: &AppState, req: &Request) -> Result<Response<Body
     let session_id = path_params("/v1/identity/sessions/{session_id}", path)
         .and_then(|p| p.first().copied())
         .ok_or_else(not_found)?;
-    let well_formed = session_id.len() <= 64
+    let now = state.clock.now();
+    let (session, _) = read_session(state, &key, session_id, now).await?;
+    Ok(response::json(StatusCode::OK, &session_body(session, now)))
+}
+
+fn well_formed_session_id(session_id: &str) -> bool {
+    session_id.len() <= 64
         && session_id.starts_with("vs_")
         && session_id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    let now = state.clock.now();
-    let keys = if well_formed {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// One batch read: the API key (verified) and the project's session with its raw item (another
+/// project's session is indistinguishable from none).
+async fn read_session(
+    state: &AppState,
+    key: &PresentedKey,
+    session_id: &str,
+    now: i64,
+) -> Result<(VaultSession, crate::store::Item), VaultError> {
+    let keys = if well_formed_session_id(session_id) {
         vec![key.store_key(), auth_sessions::session_key(session_id)]
     } else {
         vec![key.store_key()]
     };
-    let items = state
+    let mut items = state
         .store
         .get_many(&keys, now)
         .await
         .map_err(|e| vault::store_error("reading the API key and session", e))?;
     key.verify(items[0].as_ref())?;
-    let session = items
-        .get(1)
-        .and_then(Option::as_ref)
-        .map(VaultSession::from_item)
-        .transpose()
-        .map_err(|e| vault::store_error("reading a session", e))?
-        // Another project's session is indistinguishable from none.
-        .filter(|s| s.project_id == key.project_id)
-        .ok_or_else(not_found)?;
+    let item = items.get_mut(1).and_then(Option::take).ok_or_else(not_found)?;
+    let session = VaultSession::from_item(&item).map_err(|e| vault::store_error("reading a session", e))?;
+    if session.project_id != key.project_id {
+        return Err(not_found());
+    }
+    Ok((session, item))
+}
+
+fn session_body(session: VaultSession, now: i64) -> Value {
     let mut body = json!({
         "session_id": session.session_id,
         "status": session.status_at(now).as_str(),
@@ -269,11 +298,108 @@ async fn session_status(state: &AppState, req: &Request) -> Result<Response<Body
         "expires_at": iso8601(session.expires_at),
         "created_at": iso8601(session.created_at),
     });
+    if let Some(u) = &session.return_url {
+        body["return_url"] = json!(u);
+    }
+    if session.status_at(now) == SessionStatus::AwaitingConfirmation {
+        if let Some(by) = session.confirm_by {
+            body["confirm_by"] = json!(iso8601(by));
+        }
+    }
     if session.status == SessionStatus::Error {
         body["error"] = json!({
             "code": session.error_code.unwrap_or_else(|| "error".into()),
             "message": session.error_message.unwrap_or_default(),
         });
     }
-    Ok(response::json(StatusCode::OK, &body))
+    body
+}
+
+/// `POST /v1/identity/sessions/{session_id}/confirm` `{"connect_token": "…"}`: the app confirms the
+/// connection its `return_url` received a one-time token for, from its own signed-in session for
+/// that `user_id` (RFC 6749 §10.12). Only then is the connection stored and usable.
+pub async fn confirm(state: &AppState, req: Request) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    confirm_session(state, &req).await.unwrap_or_else(|e| e.response())
+}
+
+async fn confirm_session(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
+    let key = PresentedKey::from_request(req)?;
+    let path = crate::http::request::raw_path(req);
+    let session_id = path_params("/v1/identity/sessions/{session_id}/confirm", path)
+        .and_then(|p| p.first().copied())
+        .ok_or_else(not_found)?;
+    let body = request::json_object(req).map_err(|b| {
+        let code = if b.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_request"
+        };
+        VaultError::new(b.status, code, b.message)
+    })?;
+    if let Some(unknown) = body.keys().find(|k| k.as_str() != "connect_token") {
+        return Err(bad(format!(
+            "unknown field {:?}; the field is connect_token",
+            unknown.chars().take(40).collect::<String>()
+        )));
+    }
+    let token = match body.get("connect_token") {
+        Some(Value::String(t)) if !t.is_empty() && t.len() <= 128 => t.as_str(),
+        Some(Value::String(_)) => return Err(bad("connect_token is malformed")),
+        Some(_) => return Err(bad("connect_token must be a string")),
+        None => return Err(bad("connect_token is required")),
+    };
+    let now = state.clock.now();
+    let (session, item) = read_session(state, &key, session_id, now).await?;
+    let conflict = |message: &str| VaultError::new(StatusCode::CONFLICT, "not_awaiting_confirmation", message);
+    match session.status_at(now) {
+        SessionStatus::AwaitingConfirmation => {}
+        SessionStatus::Complete if session.return_url.is_some() => {
+            return Err(conflict("this session's connection is already confirmed"))
+        }
+        SessionStatus::Expired => {
+            return Err(VaultError::new(
+                StatusCode::GONE,
+                "expired",
+                "the session expired before it was confirmed; start a new one",
+            ))
+        }
+        _ => {
+            return Err(conflict(
+                "this session is not awaiting confirmation (no return_url, or the user has not come back yet)",
+            ))
+        }
+    }
+    let Some((conn, stored_hash)) = auth_sessions::pending_connection(&item) else {
+        return Err(vault::internal());
+    };
+    if !secret::verify(token, &stored_hash) {
+        return Err(VaultError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_connect_token",
+            "connect_token is not this session's token",
+        ));
+    }
+    let conn = crate::domain::connection::Connection {
+        created_at: now,
+        updated_at: now,
+        ..conn
+    };
+    let done = state
+        .store
+        .confirm_session(&session.session_id, &conn, &stored_hash, now)
+        .await
+        .map_err(|e| vault::store_error("confirming a session", e))?;
+    if !done {
+        return Err(conflict("this session was confirmed or expired meanwhile"));
+    }
+    tracing::info!(project = %key.project_id, provider = %session.provider, "vault: connection confirmed");
+    let session = VaultSession {
+        status: SessionStatus::Complete,
+        confirm_by: None,
+        ..session
+    };
+    Ok(response::json(StatusCode::OK, &session_body(session, now)))
 }
