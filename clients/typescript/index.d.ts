@@ -74,7 +74,9 @@ export interface AuthSession extends JsonObject {
 
 export interface SessionStatus extends JsonObject {
   session_id: string;
-  status: "pending" | "complete" | "error" | "expired";
+  status: "pending" | "awaiting_confirmation" | "complete" | "error" | "expired";
+  return_url?: string;
+  confirm_by?: string;
   provider: string;
   user_id: string;
   scopes: string[];
@@ -170,7 +172,16 @@ export declare class Latchkey {
   /** The user's connections by provider, loaded by initialize(); null before. */
   connections: Record<string, Connection> | null;
 
-  createAuthSession(provider: string, options?: { userId?: string; scopes?: string[] }): Promise<AuthSession>;
+  /**
+   * With returnUrl, the browser comes back there with session_id and a one-time connect_token; the
+   * connection is usable only after confirmSession, called in your app's signed-in session for that
+   * user (RFC 6749 §10.12).
+   */
+  createAuthSession(
+    provider: string,
+    options?: { userId?: string; scopes?: string[]; returnUrl?: string },
+  ): Promise<AuthSession>;
+  confirmSession(sessionId: string, connectToken: string): Promise<SessionStatus>;
   checkSessionStatus(sessionId: string): Promise<SessionStatus>;
   waitForSession(sessionId: string, options?: { timeoutMs?: number; intervalMs?: number }): Promise<SessionStatus>;
   initialize(): Promise<Connection[]>;

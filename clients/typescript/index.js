@@ -252,13 +252,24 @@ export class Latchkey {
 
   // ---------------------------------------------------------------------------------- identity
 
-  async createAuthSession(provider, { userId, scopes } = {}) {
+  async createAuthSession(provider, { userId, scopes, returnUrl } = {}) {
     if (!provider || typeof provider !== "string") {
       throw new ConfigurationError("provider is required, e.g. 'google'");
     }
     const body = { user_id: this.#user(userId), provider };
     if (scopes !== undefined && scopes !== null) body.scopes = [...scopes];
+    if (returnUrl !== undefined && returnUrl !== null) body.return_url = returnUrl;
     return this.#vault("POST", "/v1/identity/sessions", body);
+  }
+
+  /** Confirm a returnUrl session's connection with the one-time connect_token the returnUrl received. */
+  async confirmSession(sessionId, connectToken) {
+    if (!connectToken || typeof connectToken !== "string") {
+      throw new ConfigurationError("connectToken is required (the returnUrl received it)");
+    }
+    return this.#vault("POST", "/v1/identity/sessions/" + quote(sessionId) + "/confirm", {
+      connect_token: connectToken,
+    });
   }
 
   async checkSessionStatus(sessionId) {

@@ -139,7 +139,8 @@ async fn python_client_flow_against_latchkey_serve() {
         "the proxied call reached the provider as the user: {stdout}"
     );
     // The flow deleted the connection at the end: revoked upstream, gone here.
-    assert_eq!(fake.state.lock().unwrap().revocations.len(), 1);
+    // (and the return_url user's, deleted after its confirmation).
+    assert_eq!(fake.state.lock().unwrap().revocations.len(), 2);
     assert!(app
         .server
         .state

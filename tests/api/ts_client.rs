@@ -150,7 +150,8 @@ async fn typescript_client_tests_pass_against_latchkey_serve() {
         .unwrap()
         .expect("the second user's connection is kept");
     assert_eq!(second.status.as_str(), "reauthorization_required");
-    assert_eq!(fake.state.lock().unwrap().revocations.len(), 1);
+    // Two deletes revoked upstream: the first user's and the confirmed return_url user's.
+    assert_eq!(fake.state.lock().unwrap().revocations.len(), 2);
     assert!(mcp.state.lock().unwrap().introspections >= 4);
 }
 

@@ -68,14 +68,25 @@ class AsyncLatchkey:
     # ------------------------------------------------------------------ identity
 
     async def create_auth_session(
-        self, provider: str, *, user_id: Optional[str] = None, scopes: Optional[Sequence[str]] = None
+        self,
+        provider: str,
+        *,
+        user_id: Optional[str] = None,
+        scopes: Optional[Sequence[str]] = None,
+        return_url: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Start an OAuth connection to ``provider`` for the client's user (or ``user_id``);
-        send the user to the returned ``auth_url``."""
-        return await self._run(self._c.create_auth_session(provider, user_id, scopes))
+        send the user to the returned ``auth_url``. With ``return_url``, confirm the connection
+        with :meth:`confirm_session` (see the sync client)."""
+        return await self._run(self._c.create_auth_session(provider, user_id, scopes, return_url))
+
+    async def confirm_session(self, session_id: str, connect_token: str) -> Dict[str, Any]:
+        """Confirm a ``return_url`` session's connection with its one-time ``connect_token``."""
+        return await self._run(self._c.confirm_session(session_id, connect_token))
 
     async def check_session_status(self, session_id: str) -> Dict[str, Any]:
-        """The session's status: ``pending``, ``complete``, ``error`` (with ``error``) or ``expired``."""
+        """The session's status: ``pending``, ``awaiting_confirmation``, ``complete``, ``error``
+        (with ``error``) or ``expired``."""
         return await self._run(self._c.check_session_status(session_id))
 
     async def wait_for_session(

@@ -204,13 +204,28 @@ class Core:
 
     # ----------------------------------------------------------------- identity
 
-    def create_auth_session(self, provider: str, user_id: Optional[str], scopes: Optional[Sequence[str]]) -> Call:
+    def create_auth_session(
+        self,
+        provider: str,
+        user_id: Optional[str],
+        scopes: Optional[Sequence[str]],
+        return_url: Optional[str] = None,
+    ) -> Call:
         if not provider:
             raise ConfigurationError("provider is required, e.g. 'google'")
         body: Dict[str, Any] = {"user_id": self._user(user_id), "provider": provider}
         if scopes is not None:
             body["scopes"] = list(scopes)
+        if return_url is not None:
+            body["return_url"] = return_url
         return self._vault_call("POST", "/v1/identity/sessions", body)
+
+    def confirm_session(self, session_id: str, connect_token: str) -> Call:
+        if not connect_token:
+            raise ConfigurationError("connect_token is required (the return_url received it)")
+        return self._vault_call(
+            "POST", "/v1/identity/sessions/%s/confirm" % _seg(session_id), {"connect_token": connect_token}
+        )
 
     def check_session_status(self, session_id: str) -> Call:
         return self._vault_call("GET", "/v1/identity/sessions/" + _seg(session_id))

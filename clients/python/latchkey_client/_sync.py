@@ -78,9 +78,14 @@ class Latchkey:
         *legacy: Any,
         user_id: Optional[str] = None,
         scopes: Optional[Sequence[str]] = None,
+        return_url: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Start an OAuth connection to ``provider`` for the client's user (or ``user_id``);
         send the user to the returned ``auth_url``.
+
+        With ``return_url`` the browser comes back there with ``session_id`` and a one-time
+        ``connect_token``; the connection is usable only after :meth:`confirm_session`, which your
+        app calls in its own signed-in session for that user (RFC 6749 §10.12).
 
         The 0.1 form ``create_auth_session(user_id, provider[, scopes])`` still works and warns.
         """
@@ -96,10 +101,16 @@ class Latchkey:
             user_id, provider = provider, legacy[0]
             if len(legacy) == 2:
                 scopes = legacy[1]
-        return self._run(self._c.create_auth_session(provider, user_id, scopes))
+        return self._run(self._c.create_auth_session(provider, user_id, scopes, return_url))
+
+    def confirm_session(self, session_id: str, connect_token: str) -> Dict[str, Any]:
+        """Confirm a ``return_url`` session's connection with the ``connect_token`` your
+        ``return_url`` received; returns the session, now ``complete``."""
+        return self._run(self._c.confirm_session(session_id, connect_token))
 
     def check_session_status(self, session_id: str) -> Dict[str, Any]:
-        """The session's status: ``pending``, ``complete``, ``error`` (with ``error``) or ``expired``."""
+        """The session's status: ``pending``, ``awaiting_confirmation``, ``complete``, ``error``
+        (with ``error``) or ``expired``."""
         return self._run(self._c.check_session_status(session_id))
 
     def wait_for_session(self, session_id: str, *, timeout: float = 300.0, interval: float = 2.0) -> Dict[str, Any]:

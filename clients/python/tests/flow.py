@@ -22,6 +22,8 @@ import json
 import os
 import sys
 import traceback
+import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,6 +88,28 @@ def open_in_browser(url):
         page = resp.read().decode("utf-8", errors="replace")
         check(resp.status == 200, "callback page returned HTTP %s" % resp.status)
     check("Connected" in page, "callback page does not say 'Connected': %r" % page[:300])
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def follow_until(url, prefix):
+    """Follow redirects like a browser, stopping at the first URL starting with ``prefix``."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    for _ in range(5):
+        if url.startswith(prefix):
+            return url
+        try:
+            opener.open(url, timeout=10).close()
+        except urllib.error.HTTPError as e:
+            check(e.code == 303, "%s answered HTTP %d" % (url, e.code))
+            url = urllib.parse.urljoin(url, e.headers["location"])
+            continue
+        raise FlowFailure("%s did not redirect" % url)
+    check(url.startswith(prefix), "never reached %s" % prefix)
+    return url
 
 
 async def run():
@@ -184,6 +208,31 @@ async def run():
             raise FlowFailure("a refused refresh did not raise; got HTTP %d" % resp.status)
         conns = await other.list_connections()
         check(conns[0]["status"] == "reauthorization_required", "connection after refused refresh: %r" % conns)
+
+    step("a return_url session is usable only after confirm_session (RFC 6749 §10.12)")
+    return_url = "http://127.0.0.1:7777/connected"
+    confirming = make_client(base_url, api_key, user_id + "-confirm")
+    s = await confirming.create_auth_session(provider, return_url=return_url)
+    check(s.get("return_url") == return_url, "session: %r" % s)
+    back = urllib.parse.urlparse(follow_until(s["auth_url"], return_url))
+    q = dict(urllib.parse.parse_qsl(back.query))
+    check(q.get("session_id") == s["session_id"], "back with %r" % q)
+    check(q.get("connect_token", "").startswith("lk_ct_"), "back with %r" % q)
+    st = await confirming.check_session_status(s["session_id"])
+    check(st["status"] == "awaiting_confirmation", "status before confirm: %r" % st)
+    check(await confirming.list_connections() == [], "a connection before confirm")
+    done = await confirming.confirm_session(s["session_id"], q["connect_token"])
+    check(done["status"] == "complete", "confirm returned %r" % done)
+    check(len(await confirming.list_connections()) == 1, "no connection after confirm")
+    try:
+        await confirming.confirm_session(s["session_id"], q["connect_token"])
+    except lk.LatchkeyError as e:
+        check(e.code == "not_awaiting_confirmation", "a second confirm raised %s" % e)
+    else:
+        raise FlowFailure("a second confirm did not raise")
+    await confirming.delete_connection(provider)
+    if hasattr(confirming, "aclose"):
+        await confirming.aclose()
 
     if hasattr(lkc, "aclose"):
         await lkc.aclose()

@@ -132,3 +132,29 @@ test("tools: register, challenge, initiate, browser, complete, MCP, delete", { s
   assert.equal((await client.deleteTool(toolId)).is_success, true);
   await assert.rejects(client.getTool(toolId), (e) => e instanceof lk.NotFoundError && e.message === "Tool not found");
 });
+
+test("vault: a returnUrl session is usable only after confirmSession (RFC 6749 §10.12)", { skip }, async () => {
+  const client = new lk.Latchkey(env.LATCHKEY_URL, env.LATCHKEY_API_KEY, { userId: "ts-user-confirm", timeoutMs: 10000 });
+  const returnUrl = "http://127.0.0.1:7777/connected";
+  const session = await client.createAuthSession("google", { returnUrl });
+  assert.equal(session.return_url, returnUrl);
+  // Follow the redirects like a browser, stopping at the app's returnUrl (nothing listens there).
+  let url = session.auth_url;
+  for (let i = 0; i < 5 && !url.startsWith(returnUrl); i++) {
+    const res = await fetch(url, { redirect: "manual" });
+    assert.equal(res.status, 303, `${url} answered ${res.status}`);
+    url = new URL(res.headers.get("location"), url).href;
+  }
+  const back = new URL(url);
+  assert.equal(back.searchParams.get("session_id"), session.session_id);
+  const token = back.searchParams.get("connect_token");
+  assert.ok(token && token.startsWith("lk_ct_"));
+  assert.equal((await client.checkSessionStatus(session.session_id)).status, "awaiting_confirmation");
+  assert.deepEqual(await client.listConnections(), []);
+  await assert.rejects(client.confirmSession(session.session_id, "lk_ct_wrong"), (e) => e.code === "invalid_connect_token");
+  const done = await client.confirmSession(session.session_id, token);
+  assert.equal(done.status, "complete");
+  assert.equal((await client.listConnections()).length, 1);
+  await assert.rejects(client.confirmSession(session.session_id, token), (e) => e.code === "not_awaiting_confirmation");
+  await client.deleteConnection("google");
+});
