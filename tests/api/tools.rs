@@ -760,3 +760,79 @@ async fn stored_tool_items_hold_no_token_verifier_or_secret() {
     assert!(!raw.contains(tokens.refresh_token.as_deref().unwrap()));
     assert!(!raw.contains(&q["code"]));
 }
+
+/// complete-oauth for `tool_id`, leaving `iss` out when the body's is null.
+async fn complete_without_null_iss(s: &Setup, tool_id: &str, mut body: Value) -> (u16, Value) {
+    if body["iss"].is_null() {
+        body.as_object_mut().unwrap().remove("iss");
+    }
+    s.app
+        .vault("POST", &format!("/tools/{tool_id}/complete-oauth"), None, Some(body))
+        .await
+}
+
+/// Issue 12 item 10, mix-up (RFC 9700 §4.4, RFC 9207): a tool whose own authorization server
+/// does not send `iss` completes without it only while no tool of the project on the same redirect
+/// URI has a server that does; then `iss` is required (the code unused), and once that tool is
+/// gone it is not.
+#[tokio::test]
+async fn rfc9207_iss_is_required_when_any_tool_sharing_the_redirect_uri_has_a_server_that_sends_it() {
+    use latchkey::domain::tool::ToolRecord;
+    use latchkey::store::{tools as tstore, FromItem};
+    let s = setup().await;
+    let store = &s.app.server.state.store;
+    // Tool B: its server's metadata says it does not identify its responses (as many don't).
+    let b = s.register().await;
+    let item = store.get(&tstore::tool_key(&b), 0).await.unwrap().unwrap();
+    let mut tool_b = ToolRecord::from_item(&item).unwrap();
+    tool_b.metadata.remove("authorization_response_iss_parameter_supported");
+    assert!(store.migrate_tool(&tool_b.issuer.clone(), &tool_b).await.unwrap());
+    let without_iss = |code: String, state: String| json!({"code": code, "state": state, "project_key": s.project.api_key, "iss": null});
+    // Alone on its redirect URI: no iss needed (and one Query is all it costs).
+    let (code, state) = s.authorize(&b, None).await;
+    let (status, body) = complete_without_null_iss(&s, &b, without_iss(code, state)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Tool A on the same redirect URI, with a server that sends iss (latchkey's).
+    let a = s.register().await;
+    let tokens_before = store.get_tool_tokens(&b, 0).await.unwrap();
+    let (code, state) = s.authorize(&b, None).await;
+    let (status, body) = complete_without_null_iss(&s, &b, without_iss(code.clone(), state.clone())).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("own redirect URI"), "{body}");
+    assert_eq!(
+        store.get_tool_tokens(&b, 0).await.unwrap(),
+        tokens_before,
+        "nothing stored"
+    );
+    // The state was spent: a retry with the same state is refused too.
+    let (status, _) = complete_without_null_iss(
+        &s,
+        &b,
+        json!({"code": code, "state": state, "project_key": s.project.api_key, "iss": s.app.url("/oauth/2.1")}),
+    )
+    .await;
+    assert_eq!(status, 422, "a spent state (the reference's CSRF answer)");
+    // With the iss the redirect carried, it completes.
+    let (code, state) = s.authorize(&b, None).await;
+    let (status, body) = complete_without_null_iss(
+        &s,
+        &b,
+        json!({"code": code, "state": state, "project_key": s.project.api_key, "iss": s.app.url("/oauth/2.1")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Deleting A removes its markers: B completes without iss again.
+    let (status, _) = s.call("DELETE", &format!("/tools/{a}"), None).await;
+    assert!(status == 200 || status == 204, "{status}");
+    assert!(s
+        .app
+        .all_items()
+        .await
+        .iter()
+        .all(|i| !matches!(i.get("type"), Some(aws_sdk_dynamodb::types::AttributeValue::S(t)) if t == "iss_redirect")));
+    let (code, state) = s.authorize(&b, None).await;
+    let (status, body) = complete_without_null_iss(&s, &b, without_iss(code, state)).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -72,6 +72,12 @@ pub struct ToolRecord {
 }
 
 impl ToolRecord {
+    /// Does the tool's authorization server identify its authorization responses (RFC 9207:
+    /// `authorization_response_iss_parameter_supported`)?
+    pub fn advertises_iss(&self) -> bool {
+        self.metadata.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true))
+    }
+
     /// latchkey's client at the tool's current authorization server.
     pub fn client(&self) -> ToolClient {
         ToolClient {

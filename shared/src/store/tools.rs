@@ -6,6 +6,13 @@
 //! | tool | `TOOL#<tool_id>` | `TOOL` |
 //! | tool tokens | `TOOL#<tool_id>` | `TOKENS` (`domain::tool::ToolTokens`: `type` `tool_tokens`, `project_id`, `provider` `mcp`, and the token attributes every token-holding item has, `store::connections`) |
 //! | OAuth state (single use) | `TSTATE#<sha256(state)>` | `TSTATE` |
+//! | redirect URI served by an RFC 9207 server | `ISSREDIR#<project_id>#<sha256(redirect_uri)>` | `TOOL#<tool_id>` |
+//!
+//! A tool whose authorization server advertises `authorization_response_iss_parameter_supported`
+//! has one `ISSREDIR` marker per redirect URI, written and deleted with the tool (create, migrate,
+//! delete). complete-oauth without `iss`, for a tool whose own server does not send it, reads the
+//! redirect URI's partition (one Query, limit 1): any marker there means `iss` is required (mix-up
+//! defence, RFC 9700 §4.4).
 //!
 //! Attributes of a tool item beyond its discovery results:
 //!
@@ -74,6 +81,46 @@ fn client_from_attr(v: &AttributeValue) -> Option<ToolClient> {
         token_auth_method: text("token_endpoint_auth_method")?,
         registration: text("registration")?,
     })
+}
+
+fn iss_marker_pk(project_id: &str, redirect_uri: &str) -> String {
+    format!("ISSREDIR#{project_id}#{}", crate::crypto::secret::hash(redirect_uri))
+}
+
+fn iss_marker_key(project_id: &str, redirect_uri: &str, tool_id: &str) -> Key {
+    Key {
+        pk: iss_marker_pk(project_id, redirect_uri),
+        sk: format!("TOOL#{tool_id}"),
+    }
+}
+
+fn iss_marker_item(project_id: &str, redirect_uri: &str, tool_id: &str) -> Item {
+    Item::with_key(&iss_marker_key(project_id, redirect_uri, tool_id)).set_s("type", "iss_redirect")
+}
+
+/// The marker writes for a tool's current authorization server: a put per redirect URI when it
+/// sends `iss`, else a delete per redirect URI (a migration may leave such a server).
+fn iss_marker_writes(store: &Store, tool: &ToolRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
+    tool.redirect_uris
+        .iter()
+        .map(|uri| {
+            if tool.advertises_iss() {
+                Put::builder()
+                    .table_name(store.table())
+                    .set_item(Some(iss_marker_item(&tool.project_id, uri, &tool.tool_id).into_map()))
+                    .build()
+                    .map(|p| TransactWriteItem::builder().put(p).build())
+                    .map_err(build_err)
+            } else {
+                Delete::builder()
+                    .table_name(store.table())
+                    .set_key(Some(iss_marker_key(&tool.project_id, uri, &tool.tool_id).to_map()))
+                    .build()
+                    .map(|d| TransactWriteItem::builder().delete(d).build())
+                    .map_err(build_err)
+            }
+        })
+        .collect()
 }
 
 fn tool_item(tool: &ToolRecord) -> Item {
@@ -222,8 +269,42 @@ impl Store {
             .transpose()
     }
 
-    pub async fn put_tool(&self, tool: &ToolRecord, now: i64) -> Result<(), StoreError> {
-        self.put_new(tool_item(tool), now).await
+    /// Store a new tool, with its `ISSREDIR` markers when its server sends `iss`, in one
+    /// transaction.
+    pub async fn put_tool(&self, tool: &ToolRecord, _now: i64) -> Result<(), StoreError> {
+        let mut tx = Transaction::new().item(super::put_new_item(self, tool_item(tool))?);
+        if tool.advertises_iss() {
+            for uri in &tool.redirect_uris {
+                let marker = Put::builder()
+                    .table_name(self.table())
+                    .set_item(Some(iss_marker_item(&tool.project_id, uri, &tool.tool_id).into_map()))
+                    .build()
+                    .map_err(build_err)?;
+                tx = tx.item(TransactWriteItem::builder().put(marker).build());
+            }
+        }
+        self.transact_all(tx).await
+    }
+
+    /// Does any tool of `project_id` using `redirect_uri` have an authorization server that sends
+    /// `iss`? One Query (limit 1).
+    pub async fn redirect_uri_requires_iss(
+        &self,
+        project_id: &str,
+        redirect_uri: &str,
+        _now: i64,
+    ) -> Result<bool, StoreError> {
+        let page = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&iss_marker_pk(project_id, redirect_uri)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::Service(format!("Query: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+        Ok(page.count() > 0)
     }
 
     pub async fn put_tool_state(&self, state: &str, st: &ToolState, now: i64) -> Result<(), StoreError> {
@@ -323,6 +404,7 @@ impl Store {
     /// it still uses `from_issuer`, and its tokens (issued by the old authorization server) deleted,
     /// in one transaction. `Ok(false)` when another request changed the tool first.
     pub async fn migrate_tool(&self, from_issuer: &str, tool: &ToolRecord) -> Result<bool, StoreError> {
+        let markers = iss_marker_writes(self, tool)?;
         let put = Put::builder()
             .table_name(self.table())
             .set_item(Some(tool_item(tool).into_map()))
@@ -335,9 +417,12 @@ impl Store {
             .set_key(Some(tool_tokens_key(&tool.tool_id).to_map()))
             .build()
             .map_err(build_err)?;
-        let tx = Transaction::new()
+        let mut tx = Transaction::new()
             .guard(TransactWriteItem::builder().put(put).build(), Moved)
             .item(TransactWriteItem::builder().delete(delete).build());
+        for m in markers {
+            tx = tx.item(m);
+        }
         match self.transact(tx).await? {
             Ok(()) => Ok(true),
             Err(Moved) => Ok(false),
@@ -349,6 +434,20 @@ impl Store {
         let items = self.query_partition(&format!("TOOL#{tool_id}"), now).await?;
         if items.is_empty() {
             return Ok(false);
+        }
+        // The tool's ISSREDIR markers, if any (deleting an absent one is harmless).
+        let markers: Vec<Key> = items
+            .iter()
+            .filter(|i| i.s("type") == Some("tool"))
+            .flat_map(|i| {
+                let project = i.s("project_id").unwrap_or_default().to_string();
+                i.list("redirect_uris")
+                    .into_iter()
+                    .map(move |uri| iss_marker_key(&project, &uri, tool_id))
+            })
+            .collect();
+        for key in markers {
+            self.delete(&key).await?;
         }
         for item in items {
             if let (Some(pk), Some(sk)) = (item.s("pk"), item.s("sk")) {

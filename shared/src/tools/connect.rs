@@ -16,7 +16,6 @@
 //! (project key + tool in one batch read; consume the state; store the tokens) plus the exchange.
 
 use http::StatusCode;
-use serde_json::Value;
 
 use super::scopes::{self, ScopeInputs};
 use super::{detail, discovery, internal, migration, owned_tool, store_error, verify_key};
@@ -189,7 +188,7 @@ pub fn check_issuer(tool: &ToolRecord, started_at: Option<&str>, iss: Option<&st
             "The server moved to another authorization server after this flow started; run initiate-oauth again (the code was not used)",
         ));
     }
-    let advertised = tool.metadata.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true));
+    let advertised = tool.advertises_iss();
     match iss {
         Some(i) if i != tool.issuer => Err(detail(
             StatusCode::BAD_REQUEST,
@@ -252,6 +251,22 @@ pub async fn complete(
         .map_err(|e| store_error("consuming a state", e))?
         .ok_or_else(state_mismatch)?;
     check_issuer(&tool, st.issuer.as_deref(), response.iss)?;
+    // Mix-up (RFC 9700 §4.4): a response without `iss` could come from another tool's authorization
+    // server sharing this redirect URI. When any tool of the project on this redirect URI has a
+    // server that sends `iss`, it is required here too (one Query, only on this path).
+    if response.iss.is_none() && !tool.advertises_iss() {
+        let shared = state
+            .store
+            .redirect_uri_requires_iss(&tool.project_id, &st.redirect_uri, now)
+            .await
+            .map_err(|e| store_error("reading the redirect URI's tools", e))?;
+        if shared {
+            return Err(detail(
+                StatusCode::BAD_REQUEST,
+                "Another tool of this project uses this redirect URI with an authorization server that identifies its responses (RFC 9207): pass the iss parameter the redirect carried, or give this tool its own redirect URI; the code was not used",
+            ));
+        }
+    }
     let verifier = crate::vault::keyring(state)
         .map_err(|_| internal())?
         .decrypt(&tool_state_context(response.state), &st.sealed_verifier)
