@@ -1,4 +1,4 @@
-//! Key formats of the single table. Every format is listed in the README's storage schema.
+//! Key formats of the single table. Every format is listed in docs/storage-schema.md (the README links it).
 
 use std::collections::HashMap;
 
