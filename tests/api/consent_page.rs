@@ -68,7 +68,20 @@ async fn consent_html(app: &TestApp, meta: serde_json::Value, scope: Option<&str
 #[tokio::test]
 async fn mcp_security_consent_without_a_scope_parameter_lists_the_default_scopes_in_words_never_an_empty_list() {
     let app = TestApp::start().await;
-    app.resource_server(RESOURCE).await;
+    // An operator describing one of the server's two scopes (`--scope "mcp:tools=…"`).
+    let state = &app.server.state;
+    state
+        .store
+        .create_described_resource_server(
+            &latchkey::domain::resource::Resource::parse(RESOURCE).unwrap(),
+            &["mcp:tools".to_string(), "mcp:admin".to_string()],
+            &[("mcp:tools".to_string(), "Run this server's tools".to_string())]
+                .into_iter()
+                .collect(),
+            state.clock.now(),
+        )
+        .await
+        .unwrap();
     let html = consent_html(
         &app,
         serde_json::json!({
@@ -79,12 +92,17 @@ async fn mcp_security_consent_without_a_scope_parameter_lists_the_default_scopes
         None,
     )
     .await;
-    // RFC 6749 §3.3: no `scope` means the default (here the base scopes), each described in words.
+    // RFC 6749 §3.3: no `scope` means the default (the resource's declared scopes), each in the
+    // operator's words, or said to be undescribed.
     assert!(
         html.contains(&format!("may use <strong>{RESOURCE}</strong> on your behalf")),
         "{html}"
     );
-    assert!(html.contains("See your email address"), "{html}");
+    assert!(html.contains("Run this server&#39;s tools"), "{html}");
+    assert!(
+        html.contains("<code>mcp:admin</code> <span class=\"muted\">(not described by this server's operator)</span>"),
+        "{html}"
+    );
     assert!(!html.contains("<ul class=\"scopes\"></ul>"), "no empty list: {html}");
     assert!(
         html.contains("Unverified</span> An unverified app calling itself \u{201c}Claude Desktop\u{201d}"),

@@ -161,8 +161,8 @@ async fn register_initiate_complete_and_forward_to_an_oauth_protected_mcp_server
     assert!(auth_url.starts_with(&s.app.url("/oauth/2.1/authorize?")));
     assert_eq!(q["resource"], s.mcp.url);
     assert_eq!(q["code_challenge_method"], "S256");
-    // The resource metadata's scopes_supported, offline_access among them (latchkey offers it).
-    assert_eq!(q["scope"], "openid offline_access");
+    // The scope the server's 401 challenge named, and offline_access (latchkey offers it).
+    assert_eq!(q["scope"], "mcp:tools offline_access");
     assert_eq!(q["client_id"], cimd_url);
     assert_eq!(q["state"], init["state"].as_str().unwrap());
     assert!(init["expires_at"].as_str().unwrap().ends_with('Z'));
@@ -308,7 +308,7 @@ async fn rfc6750_3_1_insufficient_scope_is_passed_through_for_step_up() {
     assert_eq!(status, 403);
     let www = headers["www-authenticate"].to_str().unwrap();
     assert!(
-        www.contains("insufficient_scope") && www.contains("scope=\"admin\""),
+        www.contains("insufficient_scope") && www.contains("scope=\"mcp:admin\""),
         "{www}"
     );
 }

@@ -23,26 +23,10 @@ struct Setup {
     project: Project,
 }
 
-/// Register the MCP server as a resource server of `app`'s authorization server, declaring the
-/// scope its `admin` tool needs (so it may be asked for).
-async fn resource_server(app: &TestApp, url: &str) -> (String, String) {
-    let state = &app.server.state;
-    let (rec, secret) = state
-        .store
-        .create_resource_server(
-            &latchkey::domain::resource::Resource::parse(url).unwrap(),
-            &["admin".to_string()],
-            state.clock.now(),
-        )
-        .await
-        .unwrap();
-    (rec.rs_id, secret)
-}
-
 async fn setup() -> Setup {
     let app = TestApp::start().await;
     let (listener, url) = McpServer::bind().await;
-    let (rs_id, rs_secret) = resource_server(&app, &url).await;
+    let (rs_id, rs_secret) = app.resource_server(&url).await;
     let mcp = McpServer::serve(listener, &app.url("/oauth/2.1"), &rs_id, &rs_secret).await;
     let project = app.project("reauth").await;
     Setup { app, mcp, project }
@@ -220,7 +204,7 @@ async fn mcp_scope_selection_the_challenge_then_the_apps_scopes_then_scopes_supp
     let (_, q) = s.initiate_ok(&plain, json!({})).await;
     assert_eq!(
         scope_of(&q),
-        Some("openid offline_access"),
+        Some("mcp:tools mcp:admin offline_access"),
         "the resource's scopes_supported"
     );
 
@@ -238,20 +222,20 @@ async fn sep_2350_after_a_403_insufficient_scope_initiate_asks_for_the_union_and
     let tool = s.register().await;
     s.connect(&tool).await;
     let granted = s.stored_tokens(&tool).await.unwrap().scopes;
-    assert_eq!(granted, vec!["openid", "offline_access"]);
+    assert_eq!(granted, vec!["mcp:tools", "offline_access"]);
 
     // The server wants more for this call: 403 insufficient_scope, passed through and recorded.
     let (status, headers, _) = s.rpc(&tool, "tools/call", json!({"name": "admin"})).await;
     assert_eq!(status, 403);
     assert!(headers.get("x-latchkey-error").is_none());
-    assert_eq!(s.stored_tool(&tool).await.challenge_scope.as_deref(), Some("admin"));
+    assert_eq!(s.stored_tool(&tool).await.challenge_scope.as_deref(), Some("mcp:admin"));
 
     // Initiate without scopes: what the tool holds plus what the server asked for.
     let (init, q) = s.initiate_ok(&tool, json!({})).await;
-    assert_eq!(scope_of(&q), Some("openid offline_access admin"));
+    assert_eq!(scope_of(&q), Some("mcp:tools offline_access mcp:admin"));
     s.approve_and_complete(&s.app, &tool, &init).await;
     let tokens = s.stored_tokens(&tool).await.unwrap();
-    for want in ["openid", "offline_access", "admin"] {
+    for want in ["mcp:tools", "offline_access", "mcp:admin"] {
         assert!(tokens.scopes.iter().any(|g| g == want), "{want} in {:?}", tokens.scopes);
     }
     let (status, _, text) = s.rpc(&tool, "tools/call", json!({"name": "admin"})).await;
@@ -268,14 +252,14 @@ async fn sep_2350_after_a_403_insufficient_scope_initiate_asks_for_the_union_and
 
     // Scopes given: joined with what the tool holds ...
     let (_, q) = s.initiate_ok(&tool, json!({"scopes": ["extra"]})).await;
-    assert_eq!(scope_of(&q), Some("openid offline_access admin extra"));
+    assert_eq!(scope_of(&q), Some("mcp:tools offline_access mcp:admin extra"));
     // ... unless the app replaces them.
     let (_, q) = s
         .initiate_ok(&tool, json!({"scopes": ["openid"], "replace_scopes": true}))
         .await;
     assert_eq!(scope_of(&q), Some("openid"));
     let (_, q) = s.initiate_ok(&tool, json!({"replace_scopes": false})).await;
-    assert_eq!(scope_of(&q), Some("openid offline_access admin"));
+    assert_eq!(scope_of(&q), Some("mcp:tools offline_access mcp:admin"));
     let states = s.stored_state_scopes().await;
     assert!(states.contains(&vec!["openid".to_string()]), "{states:?}");
 }
@@ -335,7 +319,7 @@ async fn replace_scopes_must_be_a_boolean_and_bad_input_stores_nothing_and_calls
 /// registered there as a resource server.
 async fn second_authorization_server(s: &Setup) -> (TestApp, String, String) {
     let as2 = TestApp::start().await;
-    let (rs_id, rs_secret) = resource_server(&as2, &s.mcp.url).await;
+    let (rs_id, rs_secret) = as2.resource_server(&s.mcp.url).await;
     (as2, rs_id, rs_secret)
 }
 

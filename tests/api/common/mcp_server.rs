@@ -64,8 +64,12 @@ impl McpServer {
             resource: url.clone(),
             rs_id: rs_id.into(),
             rs_secret: rs_secret.into(),
-            admin_scope: "admin".into(),
-            scopes_supported: Some(vec!["openid".into(), "offline_access".into()]),
+            // What a real MCP server declares (as the example servers do): its own scopes, the
+            // everyday one named in its 401 challenge (MCP 2025-11-25 scope selection), the admin
+            // one asked for by step-up after a 403.
+            admin_scope: "mcp:admin".into(),
+            challenge_scope: Some("mcp:tools".into()),
+            scopes_supported: Some(vec!["mcp:tools".into(), "mcp:admin".into()]),
             ..Default::default()
         }));
         let app = Router::new()

@@ -171,6 +171,8 @@ impl TestApp {
 
 impl TestApp {
     /// Register a resource server for `resource`; returns (id, secret).
+    /// A resource server declaring what the MCP server fixture declares (`mcp:tools`, `mcp:admin`),
+    /// as an operator would create it for a real server.
     pub async fn resource_server(&self, resource: &str) -> (String, String) {
         let now = self.server.state.clock.now();
         let (rec, secret) = self
@@ -179,7 +181,7 @@ impl TestApp {
             .store
             .create_resource_server(
                 &latchkey::domain::resource::Resource::parse(resource).unwrap(),
-                &[],
+                &["mcp:tools".to_string(), "mcp:admin".to_string()],
                 now,
             )
             .await
