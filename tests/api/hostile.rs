@@ -1037,6 +1037,85 @@ fn vault_cases(w: &World) -> Vec<Case> {
         Vault(401, "invalid_api_key"),
     ));
 
+    // POST …/confirm (issue 12 item 9): every refusal changes nothing.
+    let confirm = |name: &str, path: String, want: Want, body: &str| {
+        case(format!("confirm: {name}"), "POST", path, want).key(a).json(body)
+    };
+    let other = format!("{s}/{}/confirm", w.session_b);
+    c.extend([
+        confirm(
+            "other project's session",
+            other.clone(),
+            Vault(404, "not_found"),
+            r#"{"connect_token":"lk_ct_x"}"#,
+        ),
+        confirm(
+            "unknown session",
+            format!("{s}/vs_nope/confirm"),
+            Vault(404, "not_found"),
+            r#"{"connect_token":"lk_ct_x"}"#,
+        ),
+        confirm(
+            "control characters in the id",
+            format!("{s}/vs_%00%0a/confirm"),
+            Vault(404, "not_found"),
+            r#"{"connect_token":"lk_ct_x"}"#,
+        ),
+        confirm(
+            "not JSON",
+            other.clone(),
+            Vault(400, "invalid_request"),
+            "{connect_token",
+        ),
+        confirm(
+            "token a number",
+            other.clone(),
+            Vault(400, "invalid_request"),
+            r#"{"connect_token":5}"#,
+        ),
+        confirm("token missing", other.clone(), Vault(400, "invalid_request"), "{}"),
+        confirm(
+            "unknown field",
+            other.clone(),
+            Vault(400, "invalid_request"),
+            r#"{"connect_token":"lk_ct_x","user_id":"v"}"#,
+        ),
+        confirm(
+            "repeated key",
+            other.clone(),
+            Vault(400, "invalid_request"),
+            r#"{"connect_token":"a","connect_token":"b"}"#,
+        ),
+        case(
+            "confirm: no API key",
+            "POST",
+            other.clone(),
+            Vault(401, "invalid_api_key"),
+        )
+        .json(r#"{"connect_token":"lk_ct_x"}"#),
+        case("confirm: GET", "GET", other.clone(), Vault(405, "method_not_allowed")).key(a),
+        sess(
+            "return_url javascript:",
+            Vault(400, "invalid_request"),
+            r#"{"user_id":"u","provider":"google","return_url":"javascript:alert(1)"}"#,
+        ),
+        sess(
+            "return_url plain http to another host",
+            Vault(400, "invalid_request"),
+            r#"{"user_id":"u","provider":"google","return_url":"http://evil.example/cb"}"#,
+        ),
+        sess(
+            "return_url with credentials",
+            Vault(400, "invalid_request"),
+            r#"{"user_id":"u","provider":"google","return_url":"https://u:p@app.example/cb"}"#,
+        ),
+        sess(
+            "return_url a number",
+            Vault(400, "invalid_request"),
+            r#"{"user_id":"u","provider":"google","return_url":7}"#,
+        ),
+    ]);
+
     let cb = "/v1/identity/callback";
     c.push(case(
         "identity callback: replayed state",
