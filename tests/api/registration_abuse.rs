@@ -164,7 +164,14 @@ async fn issue12_8_an_unused_registration_past_its_window_is_refused_at_authoriz
         .await;
     assert_oauth_error(&got, 401, "invalid_client");
     let now = clock.now();
-    assert!(app.server.state.store.get_client(&public_id, now).await.unwrap().is_none());
+    assert!(app
+        .server
+        .state
+        .store
+        .get_client(&public_id, now)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -218,7 +225,10 @@ async fn issue12_8_identical_public_registrations_get_the_same_client_and_store_
     let app = app().await;
     let clock = &app.server.state.clock;
     let (first, calls) = register(&app, public_metadata()).await;
-    assert_eq!(calls, 1, "a new registration is one round trip (the client and its dedup item)");
+    assert_eq!(
+        calls, 1,
+        "a new registration is one round trip (the client and its dedup item)"
+    );
     let client_id = first["client_id"].as_str().unwrap().to_string();
     let issued_at = first["client_id_issued_at"].as_i64().unwrap();
 
@@ -231,14 +241,24 @@ async fn issue12_8_identical_public_registrations_get_the_same_client_and_store_
         Value::Object(m.into_iter().collect())
     };
     let (again, calls) = register(&app, reordered).await;
-    assert_eq!(calls, 2, "a hit on an unused registration: the refused write, then the extension");
-    assert_eq!(again, first, "the same RFC 7591 response, client_id_issued_at of the original");
+    assert_eq!(
+        calls, 2,
+        "a hit on an unused registration: the refused write, then the extension"
+    );
+    assert_eq!(
+        again, first,
+        "the same RFC 7591 response, client_id_issued_at of the original"
+    );
     assert!(again.get("client_secret").is_none());
     let (clients, dedups) = registrations(&app).await;
     assert_eq!(clients.len(), 1, "one client item");
     assert_eq!(dedups.len(), 1, "one dedup item");
     let extended = clock.now() + WINDOW;
-    assert_eq!(attr_n(&clients[0], "ttl"), Some(extended), "the client's window extended");
+    assert_eq!(
+        attr_n(&clients[0], "ttl"),
+        Some(extended),
+        "the client's window extended"
+    );
     assert_eq!(attr_n(&dedups[0], "ttl"), Some(extended), "and its dedup item's");
     assert!(extended > issued_at + WINDOW);
 
@@ -291,7 +311,11 @@ async fn issue12_8_different_metadata_and_confidential_clients_get_new_registrat
 
     let (clients, dedups) = registrations(&app).await;
     assert_eq!(clients.len(), 8);
-    assert_eq!(dedups.len(), 6, "a dedup item per distinct public registration, none for confidential ones");
+    assert_eq!(
+        dedups.len(),
+        6,
+        "a dedup item per distinct public registration, none for confidential ones"
+    );
     assert!(clients
         .iter()
         .filter(|c| attr_s(c, "secret_hash").is_some())
@@ -320,9 +344,14 @@ async fn issue12_8_an_expired_or_deleted_registration_is_replaced_never_revived(
 
     // Deleted by the operator (`latchkey client delete`): its dedup item goes with it.
     let state = &app.server.state;
-    let deleted = latchkey::authz::client::delete(&state.store, &second_id, clock.now()).await.unwrap();
+    let deleted = latchkey::authz::client::delete(&state.store, &second_id, clock.now())
+        .await
+        .unwrap();
     assert_eq!(deleted, Some(0));
-    assert!(registrations(&app).await.1.is_empty(), "the dedup item is deleted with its client");
+    assert!(
+        registrations(&app).await.1.is_empty(),
+        "the dedup item is deleted with its client"
+    );
     let (third, _) = register(&app, public_metadata()).await;
     assert_ne!(third["client_id"], second_id.as_str());
 }

@@ -297,7 +297,11 @@ mod tests {
             json!({"redirect_uris": ["http://127.0.0.1/cb2"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool", "software_version": "1.0"}),
             json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool", "software_version": "1.0", "scope": "openid"}),
         ] {
-            assert_ne!(dedup_key(&check(different.clone()).unwrap()), Some(key.clone()), "{different}");
+            assert_ne!(
+                dedup_key(&check(different.clone()).unwrap()),
+                Some(key.clone()),
+                "{different}"
+            );
         }
         let confidential = check(json!({"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "Tool"})).unwrap();
         assert_eq!(dedup_key(&confidential), None);
