@@ -373,3 +373,46 @@ async fn issue12_8_with_the_window_off_registrations_never_expire_and_still_dedu
     let id = confidential["client_id"].as_str().unwrap();
     assert!(store.get_client(id, now).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn issue12_8_twenty_concurrent_identical_public_registrations_make_one_client() {
+    let app = app().await;
+    let answers = join_all((0..20).map(|_| app.register(public_metadata()))).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["client_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one client_id for all: {ids:?}");
+    let (clients, dedups) = registrations(&app).await;
+    assert_eq!((clients.len(), dedups.len()), (1, 1));
+}
+
+/// Run the futures concurrently on this task and collect their outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
