@@ -193,8 +193,31 @@ async fn issue12_8_the_first_code_redemption_ends_the_expiry_inside_the_token_tr
     assert_eq!(attr_n(&clients[0], "ttl"), None, "the client no longer expires");
     assert_eq!(attr_n(&dedups[0], "ttl"), None, "nor its dedup item");
 
-    // Long past the window it is still known: authorize, a second redemption, a refresh.
+    // A confidential registration's first use too (it has no dedup item).
+    let (confidential, _) = register(&app, json!({"redirect_uris": [CALLBACK]})).await;
+    let confidential_id = confidential["client_id"].as_str().unwrap().to_string();
+    let (_, code) = app.seed_code(&confidential_id, "openid").await;
+    let before = app.calls();
+    let (status, body) = app
+        .post_form(
+            "/oauth/2.1/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+            Some((&confidential_id, confidential["client_secret"].as_str().unwrap())),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.calls().0 - before.0, 2);
+
+    // Long past the window both are still known: authorize, a second redemption, a refresh.
     clock.advance(WINDOW * 10);
+    let now = clock.now();
+    let stored = app.server.state.store.get_client(&confidential_id, now).await.unwrap();
+    assert_eq!(stored.map(|c| c.unused_until), Some(None), "used: no expiry");
     let (status, location, body) = authorize(&app, &client_id).await;
     assert!(status == 302 || status == 303, "{status} {body}");
     assert!(location.is_some());
@@ -216,8 +239,11 @@ async fn issue12_8_the_first_code_redemption_ends_the_expiry_inside_the_token_tr
         .await;
     assert_eq!(status, 200, "{refreshed}");
     let (clients, _) = registrations(&app).await;
-    assert_eq!(clients.len(), 1);
-    assert_eq!(attr_n(&clients[0], "ttl"), None, "later uses add nothing back");
+    assert_eq!(clients.len(), 2);
+    assert!(
+        clients.iter().all(|c| attr_n(c, "ttl").is_none()),
+        "later uses add nothing back"
+    );
 }
 
 #[tokio::test]

@@ -151,11 +151,11 @@ pub async fn delete(store: &Store, client_id: &str, now: i64) -> Result<Option<u
     let Some(record) = store.get_client(client_id, now).await? else {
         return Ok(None);
     };
-    store.delete(&keys::client(client_id)).await?;
     if let Some(dedup) = &record.dedup {
-        // Identical registrations must not be handed a deleted client.
+        // First, so identical registrations are never handed the deleted client.
         store.forget_registration(dedup, client_id).await?;
     }
+    store.delete(&keys::client(client_id)).await?;
     let grants = store.grants_of_client(client_id, now).await?;
     for grant in &grants {
         store.revoke_grant(&grant.grant_id, now).await?;
