@@ -413,7 +413,7 @@ fn registration_abuse_register_has_its_own_throttle_and_anonymous_functions_rese
             "{function}"
         );
         assert!(
-            text.contains(&format!("{condition}: !Not [!Equals [!Ref {parameter}, 0]]")),
+            text.contains(&format!("{condition}: !Not [!Equals [!Ref {parameter}, \"0\"]]")),
             "{parameter} = 0 means no reservation"
         );
         let n = num(&parameter_default(&text, parameter));
