@@ -28,6 +28,10 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
                     let mut doc = c.metadata.to_json();
                     doc.insert("client_id".into(), c.client_id.into());
                     doc.insert("client_id_issued_at".into(), c.created_at.into());
+                    if let Some(until) = c.unused_until {
+                        // A registration nobody has used yet expires then (issue 12 item 8).
+                        doc.insert("expires_unless_used_at".into(), until.into());
+                    }
                     println!("{}", serde_json::Value::Object(doc));
                 }
                 Ok(())

@@ -26,6 +26,10 @@ pub struct Config {
     pub code_ttl: i64,
     /// Grace window after a refresh token rotates (`LATCHKEY_REFRESH_GRACE_SECONDS`, default 10).
     pub refresh_grace_seconds: i64,
+    /// How long a dynamically registered client lives unless it is used (a code redeemed for it)
+    /// (`LATCHKEY_REGISTRATION_UNUSED_TTL`, seconds, default 86400; 0: unused registrations never
+    /// expire).
+    pub registration_unused_ttl: i64,
     /// Which redirect URIs clients may register (`LATCHKEY_ALLOWED_REDIRECT_URIS`).
     pub redirect_policy: RedirectPolicy,
     /// Scopes the authorization server offers (`LATCHKEY_SCOPES`, space or comma separated).
@@ -138,6 +142,7 @@ impl Config {
             refresh_token_ttl: num("LATCHKEY_REFRESH_TOKEN_TTL", 30 * 86_400, 365 * 86_400)?,
             code_ttl: num("LATCHKEY_CODE_TTL", 60, 60)?,
             refresh_grace_seconds: num("LATCHKEY_REFRESH_GRACE_SECONDS", 10, 300)?,
+            registration_unused_ttl: num("LATCHKEY_REGISTRATION_UNUSED_TTL", 86_400, 365 * 86_400)?,
             redirect_policy,
             scopes_supported,
             allow_loopback_outbound,
@@ -280,5 +285,14 @@ mod tests {
         assert!(cfg(&[("LATCHKEY_PUBLIC_URL", "ftp://x")]).is_err());
         assert!(cfg(&[("LATCHKEY_ALLOW_LOOPBACK_OUTBOUND", "yes")]).is_err());
         assert!(cfg(&[("LATCHKEY_SCOPES", "a\"b")]).is_err());
+    }
+
+    #[test]
+    fn unused_registrations_expire_after_a_day_unless_configured() {
+        assert_eq!(cfg(&[]).unwrap().registration_unused_ttl, 86_400);
+        let off = cfg(&[("LATCHKEY_REGISTRATION_UNUSED_TTL", "0")]).unwrap();
+        assert_eq!(off.registration_unused_ttl, 0);
+        assert!(cfg(&[("LATCHKEY_REGISTRATION_UNUSED_TTL", "-5")]).is_err());
+        assert!(cfg(&[("LATCHKEY_REGISTRATION_UNUSED_TTL", "a day")]).is_err());
     }
 }

@@ -30,6 +30,7 @@ mod oidc_login;
 mod persistence;
 mod python_client;
 mod register;
+mod registration_abuse;
 mod revoke;
 mod sdk_interop;
 mod template;

@@ -233,7 +233,7 @@ fn least_privilege_dynamodb_leading_keys_confine_anonymous_functions_to_their_pr
             );
         }
     }
-    assert_eq!(keys("register"), set(&["CLIENT#*", "SCOPES"]).unwrap());
+    assert_eq!(keys("register"), set(&["CLIENT#*", "DCR#*", "SCOPES"]).unwrap());
     assert_eq!(keys("tool-client-metadata"), set(&["TOOL#*"]).unwrap());
     assert_eq!(
         keys("callback"),
@@ -333,4 +333,99 @@ async fn least_privilege_login_client_secret_is_fetched_from_ssm_signed_sigv4() 
     assert!(request.contains("/us-east-1/ssm/aws4_request"));
     assert!(request.contains("x-amz-security-token: session"));
     assert!(request.contains(r#""withdecryption":true"#));
+}
+
+/// The `Default:` of a template parameter.
+fn parameter_default(text: &str, name: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| *l != format!("  {name}:"));
+    assert!(lines.next().is_some(), "parameter {name}");
+    lines
+        .take_while(|l| l.starts_with("    "))
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .unwrap_or_else(|| panic!("parameter {name} has a default"))
+        .trim_matches('"')
+        .to_string()
+}
+
+/// `key: value` lines (trimmed) of the block that follows the line `header` (trimmed), while indented deeper.
+fn block(text: &str, header: &str) -> BTreeMap<String, String> {
+    let mut lines = text.lines().skip_while(|l| l.trim() != header);
+    let first = lines.next().unwrap_or_else(|| panic!("{header} in template.yaml"));
+    let indent = first.len() - first.trim_start().len();
+    lines
+        .take_while(|l| l.len() - l.trim_start().len() > indent)
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Issue 12 item 8: `POST /oauth/2.1/register` has its own throttle, below the API's default, from
+/// parameters; the anonymous functions (authorize, which also fetches client metadata documents, and
+/// register) have reserved concurrency from parameters (0 = none), and their defaults leave nearly all
+/// of a default 1000-execution account to token, introspect and the proxy, which reserve nothing.
+#[test]
+fn registration_abuse_register_has_its_own_throttle_and_anonymous_functions_reserved_concurrency() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let num = |v: &str| v.parse::<f64>().unwrap_or_else(|_| panic!("a number: {v}"));
+
+    let default = block(&text, "DefaultRouteSettings:");
+    let register = block(&text, "\"POST /oauth/2.1/register\":");
+    assert_eq!(register["ThrottlingRateLimit"], "!Ref RegisterThrottleRateLimit");
+    assert_eq!(register["ThrottlingBurstLimit"], "!Ref RegisterThrottleBurstLimit");
+    let rate = num(&parameter_default(&text, "RegisterThrottleRateLimit"));
+    let burst = num(&parameter_default(&text, "RegisterThrottleBurstLimit"));
+    assert!(
+        rate >= 1.0 && rate < num(&default["ThrottlingRateLimit"]),
+        "register rate {rate}"
+    );
+    assert!(
+        burst >= rate && burst < num(&default["ThrottlingBurstLimit"]),
+        "register burst {burst}"
+    );
+
+    // Which functions reserve concurrency, and from which parameter.
+    let mut reserved: BTreeMap<String, String> = BTreeMap::new();
+    let mut current = None::<String>;
+    for line in text.lines() {
+        let t = line.trim();
+        if line.starts_with("  ") && !line.starts_with("   ") && t.ends_with(':') {
+            current = None;
+        }
+        if let Some(f) = t.strip_prefix("CodeUri: functions/") {
+            current = Some(f.to_string());
+        } else if let (Some(f), Some(v)) = (&current, t.strip_prefix("ReservedConcurrentExecutions: ")) {
+            reserved.insert(f.clone(), v.to_string());
+        }
+    }
+    let expected = [
+        ("authorize", "ReservesAuthorize", "AuthorizeReservedConcurrency"),
+        ("register", "ReservesRegister", "RegisterReservedConcurrency"),
+    ];
+    assert_eq!(
+        reserved.keys().map(String::as_str).collect::<Vec<_>>(),
+        expected.iter().map(|e| e.0).collect::<Vec<_>>(),
+        "only the anonymous functions are capped; token, introspect and proxy draw on the rest"
+    );
+    let mut total = 0.0;
+    for (function, condition, parameter) in expected {
+        assert_eq!(
+            reserved[function],
+            format!("!If [{condition}, !Ref {parameter}, !Ref AWS::NoValue]"),
+            "{function}"
+        );
+        assert!(
+            text.contains(&format!("{condition}: !Not [!Equals [!Ref {parameter}, \"0\"]]")),
+            "{parameter} = 0 means no reservation"
+        );
+        let n = num(&parameter_default(&text, parameter));
+        assert!(n >= 1.0, "{parameter} reserves something by default");
+        total += n;
+    }
+    // AWS keeps at least 100 unreserved; leave at least 900 of 1000 to everything else.
+    assert!(
+        total <= 100.0,
+        "reserved by default: {total} of a default account's 1000"
+    );
+    assert_eq!(parameter_default(&text, "RegistrationUnusedTtl"), "86400");
+    assert!(text.contains("LATCHKEY_REGISTRATION_UNUSED_TTL: !Ref RegistrationUnusedTtl"));
 }

@@ -1,13 +1,69 @@
 //! The client an authorization request names: a registered one (RFC 7591), or one named by the URL
 //! of its metadata document (draft-ietf-oauth-client-id-metadata-document), fetched, checked and
-//! stored while `Cache-Control` lets us trust it. Also the registered `scope` rule shared with
-//! dynamic registration.
+//! stored while `Cache-Control` lets us trust it. Also dynamic registration's storage (a new client,
+//! or the live one with identical public metadata: issue 12 item 8) and the registered `scope` rule
+//! it shares with metadata documents.
 
 use crate::domain::client::ClientRecord;
 use crate::error::OAuthError;
+use crate::oauth::client::{on_duplicate, Duplicate};
 use crate::oauth::{cimd, scope};
 use crate::state::AppState;
+use crate::store::clients::ExtendRefused;
 use crate::store::{keys, Context, Store, StoreError};
+
+/// How many times a public registration looks again when the live registration it found changed
+/// under it (used, deleted or replaced meanwhile).
+const REGISTER_ATTEMPTS: u32 = 4;
+
+/// Store a dynamic registration (RFC 7591 §3.1) and return the client to answer with. A confidential
+/// client is always new (one round trip). A public client with a dedup key is new unless a live
+/// registration has identical metadata (one transaction: the client and its dedup item); then that
+/// one is returned, with its `client_id` and `created_at`, and, while it is still unused, a fresh
+/// window for it and its dedup item (a second round trip; none when it was used already).
+pub async fn register(state: &AppState, record: ClientRecord, now: i64) -> Result<ClientRecord, StoreError> {
+    let Some(dedup) = record.dedup.clone() else {
+        state.store.put_client(&record).await?;
+        return Ok(record);
+    };
+    let window = state.config.registration_unused_ttl;
+    let mut stale: Option<String> = None;
+    for _ in 0..REGISTER_ATTEMPTS {
+        let found = match state
+            .store
+            .put_registration(&record, &dedup, stale.as_deref(), now)
+            .await?
+        {
+            Ok(()) => return Ok(record),
+            Err(found) => found,
+        };
+        let unused_until = match on_duplicate(found.unused_until, now, window) {
+            Duplicate::AsIs => found.unused_until,
+            Duplicate::Extend(until) => match state
+                .store
+                .extend_registration(&found.client_id, &dedup, until, now)
+                .await?
+            {
+                Ok(()) => Some(until),
+                // Used meanwhile: look again (its dedup item no longer expires either).
+                Err(ExtendRefused::Used | ExtendRefused::Moved) => continue,
+                // Gone: the dedup item may be replaced by this registration.
+                Err(ExtendRefused::Gone) => {
+                    stale = Some(found.client_id);
+                    continue;
+                }
+            },
+        };
+        tracing::info!(client_id = %found.client_id, "identical public registration: the live client returned");
+        return Ok(ClientRecord {
+            client_id: found.client_id,
+            created_at: found.issued_at,
+            unused_until,
+            ..record
+        });
+    }
+    Err(StoreError::Busy)
+}
 
 /// Why no client could be used.
 #[derive(Debug)]
@@ -52,6 +108,8 @@ async fn document_client(state: &AppState, client_id: &str, now: i64) -> Result<
         metadata,
         created_at: now,
         fresh_until: Some(now + max_age),
+        unused_until: None,
+        dedup: None,
     };
     let ttl = now + state.config.refresh_token_ttl + 3600;
     state.store.put_document_client(&record, ttl).await.map_err(|e| {
@@ -90,8 +148,12 @@ pub async fn registered_scope(
 /// finds every grant it was given, whatever the grant's status, and each is revoked. `None` when there
 /// is no such client; else how many grants were revoked.
 pub async fn delete(store: &Store, client_id: &str, now: i64) -> Result<Option<usize>, StoreError> {
-    if store.get_client(client_id, now).await?.is_none() {
+    let Some(record) = store.get_client(client_id, now).await? else {
         return Ok(None);
+    };
+    if let Some(dedup) = &record.dedup {
+        // First, so identical registrations are never handed the deleted client.
+        store.forget_registration(dedup, client_id).await?;
     }
     store.delete(&keys::client(client_id)).await?;
     let grants = store.grants_of_client(client_id, now).await?;

@@ -70,4 +70,23 @@ pub struct ClientRecord {
     pub created_at: i64,
     /// A client from a metadata document: the document is trusted until then (HTTP caching).
     pub fresh_until: Option<i64>,
+    /// A dynamically registered client not used yet: it expires then unless a code is redeemed for
+    /// it first (issue 12 item 8: the item's `ttl`, removed at its first use). `None`: it does not
+    /// expire for want of use (used already, created by an operator, a metadata document, or the
+    /// window is off).
+    pub unused_until: Option<i64>,
+    /// A public registration's dedup key (the SHA-256 of its canonical metadata): identical
+    /// registrations get this client back while it lives.
+    pub dedup: Option<String>,
+}
+
+/// The live registration a public registration with identical metadata found: what its dedup item
+/// (`DCR#<key>`) says (issue 12 item 8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    pub client_id: String,
+    /// When it was registered (its `client_id_issued_at`).
+    pub issued_at: i64,
+    /// When it expires unless used; `None`: used already (or registered with the window off).
+    pub unused_until: Option<i64>,
 }

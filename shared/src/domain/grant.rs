@@ -120,6 +120,17 @@ pub struct Issue {
     /// The grant, when this issue is to be recorded as its last use ([`use_due`]): `last_used` is
     /// set on the grant and its per-user index item in the same transaction.
     pub record_use: Option<Grant>,
+    /// A dynamically registered client used for the first time: its unused-registration expiry is
+    /// removed in the same transaction (issue 12 item 8).
+    pub first_use: Option<FirstUse>,
+}
+
+/// The first use of a dynamically registered client that would otherwise expire unused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstUse {
+    pub client_id: String,
+    /// Its dedup key, when it is a public registration: the dedup item stops expiring too.
+    pub dedup: Option<String>,
 }
 
 #[cfg(test)]

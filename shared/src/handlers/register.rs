@@ -1,6 +1,8 @@
-//! `POST /oauth/2.1/register`: RFC 7591 dynamic client registration. One store round trip (two when
-//! the `scope` names a non-base scope and this process's copy of the declared scopes is older than
-//! a minute).
+//! `POST /oauth/2.1/register`: RFC 7591 dynamic client registration. One store round trip for a new
+//! client (one more when the `scope` names a non-base scope and this process's copy of the declared
+//! scopes is older than a minute). Issue 12 item 8: the registration expires unless used within
+//! `LATCHKEY_REGISTRATION_UNUSED_TTL`; a public client registering metadata identical to a live
+//! registration gets that one back (one round trip if it was used, two if its window is extended).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -10,7 +12,7 @@ use crate::crypto::secret::{self, CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX};
 use crate::domain::client::ClientRecord;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
-use crate::oauth::client::validate_registration;
+use crate::oauth::client::{dedup_key, unused_until, validate_registration};
 use crate::state::AppState;
 use crate::store::Context;
 
@@ -39,21 +41,21 @@ async fn register(state: &AppState, req: &Request) -> Result<Response<Body>, OAu
     let client_id = secret::random_token(CLIENT_ID_PREFIX, 16);
     let client_secret = meta.is_confidential().then(|| secret::new_secret(CLIENT_SECRET_PREFIX));
     let record = ClientRecord {
-        client_id: client_id.clone(),
+        client_id,
         secret_hash: client_secret.as_deref().map(secret::hash),
+        dedup: dedup_key(&meta),
         metadata: meta,
         created_at: now,
         fresh_until: None,
+        unused_until: unused_until(now, state.config.registration_unused_ttl),
     };
-    state
-        .store
-        .put_client(&record)
+    let record = crate::authz::client::register(state, record, now)
         .await
         .context("register: storing the client")?;
-    tracing::info!(client_id = %client_id, confidential = client_secret.is_some(), "client registered");
+    tracing::info!(client_id = %record.client_id, confidential = client_secret.is_some(), "client registered");
     let mut out = record.metadata.to_json();
-    out.insert("client_id".into(), client_id.into());
-    out.insert("client_id_issued_at".into(), now.into());
+    out.insert("client_id".into(), record.client_id.into());
+    out.insert("client_id_issued_at".into(), record.created_at.into());
     if let Some(s) = client_secret {
         out.insert("client_secret".into(), s.into());
         out.insert("client_secret_expires_at".into(), 0.into());

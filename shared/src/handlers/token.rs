@@ -1,13 +1,14 @@
 //! `POST /oauth/2.1/token` (RFC 6749 §3.2, §4.1.3, §6): `authorization_code` with PKCE and
 //! `refresh_token` with rotation. At most two DynamoDB round trips (one BatchGetItem, one
-//! TransactWriteItems) and no KMS call on success.
+//! TransactWriteItems) and no KMS call on success. A dynamically registered client's first code
+//! redemption also ends its unused-registration expiry, inside that one transaction.
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::domain::client::ClientRecord;
-use crate::domain::grant::{self, CodeRecord, Grant, GrantStatus, Issue, TokenRecord};
+use crate::domain::grant::{self, CodeRecord, FirstUse, Grant, GrantStatus, Issue, TokenRecord};
 use crate::domain::resource::Resource;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::http::{request, response};
@@ -153,7 +154,13 @@ async fn authorization_code(
         Err(WriteRefused::GrantRevoked | WriteRefused::SuccessorGone) => {
             Err(invalid_grant("the grant is invalid, expired or revoked"))
         }
+        Err(WriteRefused::ClientGone) => Err(client_gone()),
     }
+}
+
+/// The client expired or was deleted between this request's read and its write.
+fn client_gone() -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidClient, "client authentication failed")
 }
 
 /// How many times a refresh is read and decided again when a concurrent refresh of the same token
@@ -272,6 +279,7 @@ async fn refresh_once(
         .await
         .map(Ok),
         Err(WriteRefused::GrantRevoked) => Err(invalid_grant("the grant is invalid, expired or revoked")),
+        Err(WriteRefused::ClientGone) => Err(client_gone()),
     }
 }
 
@@ -312,6 +320,12 @@ fn new_issue(
         grant_ttl: now + cfg.refresh_token_ttl.max(cfg.access_token_ttl) + 60,
         // "Last used" for the account page, written in the same transaction at most once an hour.
         record_use: grant::use_due(grant.last_used, now).then(|| grant.clone()),
+        // A registration not used before stops expiring now (issue 12 item 8), in the same
+        // transaction; the client read in this request says so, so later requests add nothing.
+        first_use: client.unused_until.map(|_| FirstUse {
+            client_id: client.client_id.clone(),
+            dedup: client.dedup.clone(),
+        }),
     }
 }
 

@@ -377,6 +377,8 @@ mod tests {
             metadata,
             created_at: 0,
             fresh_until: None,
+            unused_until: None,
+            dedup: None,
         }
     }
 

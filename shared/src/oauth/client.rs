@@ -1,5 +1,6 @@
 //! Dynamic client registration (RFC 7591): validate the metadata a client sends and decide the
-//! registered client. Pure: the handler generates ids and stores the result.
+//! registered client, how long it lives unused and which registrations are the same one (issue 12
+//! item 8). Pure: the handler generates ids and the flow (`authz::client::register`) stores the result.
 
 use serde_json::{Map, Value};
 
@@ -186,6 +187,74 @@ pub fn validate_registration(body: &Map<String, Value>, policy: &RedirectPolicy)
     })
 }
 
+/// Issue 12 item 8: when a new dynamic registration expires unless a code is redeemed for it first,
+/// `window` seconds after `now`; `None` when the window is 0 (unused registrations never expire).
+pub fn unused_until(now: i64, window: i64) -> Option<i64> {
+    (window > 0).then(|| now + window)
+}
+
+/// Issue 12 item 8: the dedup key of a registration, the SHA-256 (hex) of the canonical JSON of its
+/// accepted metadata (keys sorted, arrays in the order sent, `software_id` and `software_version`
+/// included). Public clients only: a confidential client never shares a registration, each gets its
+/// own secret. Two public registrations with one key are the same client (anyone may use a public
+/// client's id; it has no secret to protect), so the second gets the first one's `client_id`.
+pub fn dedup_key(meta: &ClientMetadata) -> Option<String> {
+    if meta.is_confidential() {
+        return None;
+    }
+    let mut canonical = String::from("dcr-v1:");
+    write_canonical(&Value::Object(meta.to_json()), &mut canonical);
+    Some(crate::crypto::secret::hash(&canonical))
+}
+
+/// JSON with object keys sorted at every level and no insignificant whitespace.
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// What an identical public registration does with the live one it found (issue 12 item 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duplicate {
+    /// Answer with it unchanged: it was used already (it no longer expires), or the window is off.
+    AsIs,
+    /// Answer with it and give it (and its dedup item) a fresh window: it now expires then.
+    Extend(i64),
+}
+
+/// The live registration found has `unused_until` (`None`: used); the window is `window` seconds.
+pub fn on_duplicate(unused_until: Option<i64>, now: i64, window: i64) -> Duplicate {
+    match (unused_until, self::unused_until(now, window)) {
+        (Some(_), Some(until)) => Duplicate::Extend(until),
+        _ => Duplicate::AsIs,
+    }
+}
+
 /// Quote at most 64 characters of client input back in an error.
 fn truncate(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(64).collect()
@@ -202,6 +271,40 @@ mod tests {
 
     fn code_of(body: Value) -> &'static str {
         check(body).unwrap_err().code.as_str()
+    }
+
+    #[test]
+    fn issue12_8_unused_registrations_expire_after_the_window_unless_it_is_off() {
+        assert_eq!(unused_until(1_000, 86_400), Some(87_400));
+        assert_eq!(unused_until(1_000, 0), None);
+        // A live duplicate: an unused one gets a fresh window, a used one (or window off) is left alone.
+        assert_eq!(on_duplicate(Some(5_000), 2_000, 600), Duplicate::Extend(2_600));
+        assert_eq!(on_duplicate(None, 2_000, 600), Duplicate::AsIs);
+        assert_eq!(on_duplicate(Some(5_000), 2_000, 0), Duplicate::AsIs);
+    }
+
+    #[test]
+    fn issue12_8_identical_public_metadata_shares_a_dedup_key_confidential_never() {
+        let a = check(json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool", "software_version": "1.0"})).unwrap();
+        // Same metadata, keys in another order, defaults spelled out: the same key.
+        let b = check(json!({"software_version": "1.0", "software_id": "tool", "client_name": "Tool", "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none", "redirect_uris": ["http://127.0.0.1/cb"]})).unwrap();
+        let key = dedup_key(&a).unwrap();
+        assert_eq!(key.len(), 64);
+        assert_eq!(dedup_key(&b), Some(key.clone()));
+        for different in [
+            json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool", "software_version": "1.1"}),
+            json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool"}),
+            json!({"redirect_uris": ["http://127.0.0.1/cb2"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool", "software_version": "1.0"}),
+            json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "client_name": "Tool", "software_id": "tool", "software_version": "1.0", "scope": "openid"}),
+        ] {
+            assert_ne!(
+                dedup_key(&check(different.clone()).unwrap()),
+                Some(key.clone()),
+                "{different}"
+            );
+        }
+        let confidential = check(json!({"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "Tool"})).unwrap();
+        assert_eq!(dedup_key(&confidential), None);
     }
 
     #[test]

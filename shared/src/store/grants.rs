@@ -18,7 +18,9 @@
 //! consume the code (mark it used) or rotate the refresh token, check the grant is active and slide
 //! its expiry, put the new tokens. A rotated refresh token keeps the hash of its one live successor
 //! (`successor`); a retry within the grace window supersedes that successor (marks it rotated) in
-//! the same transaction, so one token never has two live chains ([`Rotation`]). Revoking a grant marks it `revoked` first, so no later transaction
+//! the same transaction, so one token never has two live chains ([`Rotation`]). A dynamically
+//! registered client's first use also removes its unused-registration `ttl` in that transaction
+//! (`clients::first_use`). Revoking a grant marks it `revoked` first, so no later transaction
 //! can issue from it, then deletes its codes and tokens.
 
 use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, Update, WriteRequest};
@@ -164,6 +166,8 @@ pub enum WriteRefused {
     /// Superseding within the grace window: the live successor is no longer active (its holder
     /// already rotated it, or it was revoked): the chain moved on without the presented token.
     SuccessorGone,
+    /// A client's first use: the client (or its dedup item) is gone or expired since it was read.
+    ClientGone,
 }
 
 /// How a refresh token is consumed (OAuth 2.1 §4.3.1). Either way the new refresh token is the one
@@ -383,6 +387,10 @@ impl Store {
         if let (Some(t), Some(r)) = (&issue.refresh_token, &issue.refresh) {
             let refresh = token_item(r, &refresh_key(grant_id, t), "refresh_token");
             tx = tx.item(put_new_item(self, refresh)?);
+        }
+        if let Some(first) = &issue.first_use {
+            // The client's unused-registration expiry goes, in the same round trip (issue 12 item 8).
+            tx = super::clients::first_use(self, first, issue.access.issued_at, tx, WriteRefused::ClientGone)?;
         }
         self.transact(tx).await
     }

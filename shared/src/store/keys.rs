@@ -34,6 +34,18 @@ pub fn client(client_id: &str) -> Key {
     }
 }
 
+/// Partition prefix of public registrations' dedup items (issue 12 item 8).
+pub const REGISTRATION_PREFIX: &str = "DCR#";
+
+/// The dedup item of public registrations with identical metadata: `DCR#<key>` / `DCR`, where the
+/// key is the SHA-256 of the canonical metadata (`oauth::client::dedup_key`).
+pub fn registration(dedup: &str) -> Key {
+    Key {
+        pk: format!("{REGISTRATION_PREFIX}{dedup}"),
+        sk: "DCR".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -98,6 +98,16 @@ fn backoff(attempt: u32) -> Duration {
 impl Store {
     /// Run a transaction: `Ok(Err(refusal))` when a guarded item's condition failed.
     pub async fn transact<R: Clone>(&self, tx: Transaction<R>) -> Result<Result<(), R>, StoreError> {
+        Ok(self.transact_returning(tx).await?.map_err(|(refusal, _)| refusal))
+    }
+
+    /// Run a transaction: `Ok(Err((refusal, old)))` when a guarded item's condition failed, with the
+    /// item as it was when that item asked for it (`ReturnValuesOnConditionCheckFailure: ALL_OLD`;
+    /// `None` when it did not ask or there was no item).
+    pub async fn transact_returning<R: Clone>(
+        &self,
+        tx: Transaction<R>,
+    ) -> Result<Result<(), (R, Option<super::Item>)>, StoreError> {
         for attempt in 0..ATTEMPTS {
             let e = match self
                 .client()
@@ -109,19 +119,24 @@ impl Store {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
-            let step = match e.as_service_error() {
+            let (step, reasons) = match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                     let codes: Vec<Option<&str>> = c.cancellation_reasons().iter().map(|r| r.code()).collect();
-                    next(&codes, attempt)
+                    (next(&codes, attempt), c.cancellation_reasons())
                 }
-                _ => Next::Fail,
+                _ => (Next::Fail, &[][..]),
             };
             match step {
                 Next::Refused(i) => {
+                    let old = reasons
+                        .get(i)
+                        .and_then(|r| r.item())
+                        .filter(|item| !item.is_empty())
+                        .map(|item| super::Item::from(item.clone()));
                     return match tx.refusals.get(i).cloned().flatten() {
-                        Some(refusal) => Ok(Err(refusal)),
+                        Some(refusal) => Ok(Err((refusal, old))),
                         None => Err(StoreError::ConditionFailed),
-                    }
+                    };
                 }
                 Next::Retry => tokio::time::sleep(backoff(attempt)).await,
                 Next::Busy => return Err(StoreError::Busy),

@@ -104,12 +104,14 @@ pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 impl TestApp {
-    /// Register a client and return (client_id, client_secret?).
+    /// Register a new client and return (client_id, client_secret?). Each call's `software_id` is its
+    /// own, so two public clients are never one deduplicated registration (issue 12 item 8).
     pub async fn client(&self, auth_method: &str) -> (String, Option<String>) {
         let (status, body) = self
             .register(serde_json::json!({
                 "redirect_uris": ["http://127.0.0.1:7777/callback"],
                 "token_endpoint_auth_method": auth_method,
+                "software_id": latchkey::crypto::secret::random_token("test-client-", 8),
             }))
             .await;
         assert_eq!(status, 201, "{body}");
