@@ -5,7 +5,10 @@ The suite runs `tool_client.py <server URL>`; this adapter is what an app writes
 tool API on a running `latchkey serve` (LATCHKEY_URL, LATCHKEY_API_KEY), and nothing more:
 
 1. register the scenario's server as a tool once (POST /tools), with the pre-registered credentials
-   from MCP_CONFORMANCE_CONTEXT where the scenario has them;
+   from MCP_CONFORMANCE_CONTEXT where the scenario has them, and a redirect URI of its own (every
+   scenario runs in one latchkey project, as an app's tools do: docs/api.md asks for one redirect URI
+   per tool, since a tool whose server never sends `iss` cannot share one with a tool whose server
+   does, RFC 9700 §4.4);
 2. call the server through forwarding (POST /tools/{id}/mcp); the first call goes without a token;
 3. on a 401 (the server's, or latchkey's saying the authorization is gone) or a 403
    insufficient_scope: initiate-oauth without scopes (latchkey picks them: the server's latest
@@ -24,8 +27,9 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
-REDIRECT_URI = "http://localhost:3000/callback"
+REDIRECT_URI = f"http://localhost:3000/callback/{uuid.uuid4().hex}"
 BASE = os.environ.get("LATCHKEY_URL", "http://127.0.0.1:8080").rstrip("/")
 API_KEY = os.environ.get("LATCHKEY_API_KEY", "")
 VERSION = os.environ.get("MCP_CONFORMANCE_PROTOCOL_VERSION", "2025-11-25")
