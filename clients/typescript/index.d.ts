@@ -47,6 +47,14 @@ export declare class McpHttpError extends LatchkeyError {
   readonly content: Uint8Array;
 }
 
+/**
+ * verifyWebhook refused a delivery: missing_header, invalid_timestamp, timestamp_out_of_tolerance,
+ * invalid_signature or invalid_body. `status` is 0.
+ */
+export declare class WebhookVerificationError extends LatchkeyError {
+  constructor(code: string, message: string);
+}
+
 export interface FieldError {
   loc: (string | number)[];
   msg: string;
@@ -122,6 +130,67 @@ export interface InitiatedOAuth extends JsonObject {
   item_id: string;
 }
 
+export type WebhookEventType =
+  | "connection.created"
+  | "connection.refresh_failed"
+  | "connection.recovered"
+  | "connection.deleted"
+  | "session.failed"
+  | "tool.connected"
+  | "tool.reauthorization_required";
+
+export interface Webhook extends JsonObject {
+  webhook_id: string;
+  url: string;
+  events: WebhookEventType[];
+  created_at: string;
+}
+
+/** createWebhook's answer: the only time the secret is shown. */
+export interface CreatedWebhook extends Webhook {
+  /** "whsec_" + base64 of 32 bytes: verifyWebhook's key. */
+  secret: string;
+}
+
+/** A delivery that exhausted its retries. */
+export interface WebhookFailure extends JsonObject {
+  event_id: string;
+  type: WebhookEventType;
+  attempts: number;
+  error: string;
+  failed_at: string;
+}
+
+export interface WebhookWithFailures extends Webhook {
+  /** The newest dead-lettered deliveries. */
+  failures: WebhookFailure[];
+}
+
+/** A verified delivery's body. */
+export interface WebhookEvent extends JsonObject {
+  type: WebhookEventType;
+  /** The event id (evt_...), also the webhook-id header: the same across retries. */
+  id: string;
+  timestamp: string;
+  data: JsonObject;
+}
+
+/** A Headers, a Map, or a plain object such as Node's `req.headers` (names in any case). */
+export type WebhookHeaders = Headers | Map<string, string> | Record<string, string | string[] | undefined>;
+
+/**
+ * Check a delivery's Standard Webhooks signature and timestamp and return its event. `body` is the
+ * raw request body as received (not parsed JSON). `tolerance`: seconds webhook-timestamp may differ
+ * from `now` (default 300); `now`: unix seconds or a Date (default the current time). Throws
+ * WebhookVerificationError (ConfigurationError for a malformed secret).
+ */
+export declare function verifyWebhook(
+  secret: string,
+  headers: WebhookHeaders,
+  body: string | Uint8Array | ArrayBuffer,
+  options?: { tolerance?: number; now?: number | Date },
+): WebhookEvent;
+
 export interface JsonRpcMessage {
   jsonrpc: "2.0";
   method: string;
@@ -190,6 +259,12 @@ export declare class Latchkey {
     provider: string,
     options?: { userId?: string },
   ): Promise<{ deleted: boolean; provider: string; revoked_upstream: boolean }>;
+
+  /** Subscribe url to events (default: every event). The secret is shown only in this answer. */
+  createWebhook(url: string, options?: { events?: WebhookEventType[] }): Promise<CreatedWebhook>;
+  listWebhooks(): Promise<Webhook[]>;
+  getWebhook(webhookId: string): Promise<WebhookWithFailures>;
+  deleteWebhook(webhookId: string): Promise<{ deleted: boolean; webhook_id: string }>;
 
   proxyRequest(method: string, provider: string, path: string, options?: ProxyOptions): Promise<ProxyResponse>;
   proxyGet(provider: string, path: string, options?: ProxyOptions): Promise<ProxyResponse>;

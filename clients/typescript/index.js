@@ -1,5 +1,7 @@
 // latchkey-client: a client for latchkey's token vault and tools APIs. ESM, no dependencies
-// (the global fetch), Node 18+. Types: index.d.ts.
+// (the global fetch; node:crypto for verifyWebhook), Node 18+. Types: index.d.ts.
+
+import { createHmac, timingSafeEqual } from "node:crypto";
 
 export const VERSION = "0.1.0";
 
@@ -52,6 +54,16 @@ export class McpHttpError extends LatchkeyError {
     super(status, "mcp_http_error", message);
     this.wwwAuthenticate = wwwAuthenticate;
     this.content = content;
+  }
+}
+
+/**
+ * verifyWebhook refused a delivery: missing_header, invalid_timestamp, timestamp_out_of_tolerance,
+ * invalid_signature or invalid_body. Answer it with a 4xx and do not act on it.
+ */
+export class WebhookVerificationError extends LatchkeyError {
+  constructor(code, message) {
+    super(0, code, message);
   }
 }
 
@@ -176,6 +188,80 @@ function pickReply(messages, id) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------- webhooks
+
+/**
+ * Check a latchkey webhook delivery (Standard Webhooks signatures) and return its event
+ * {type, id, timestamp, data}. `headers`: a Headers, a Map or a plain object (Node's req.headers);
+ * `body`: the raw body as received (string or bytes, not parsed JSON); `tolerance`: seconds the
+ * webhook-timestamp may differ from `now` (unix seconds or a Date; default the current time).
+ * Throws WebhookVerificationError.
+ */
+export function verifyWebhook(secret, headers, body, { tolerance = 300, now } = {}) {
+  const key = webhookKey(secret);
+  let raw;
+  if (typeof body === "string") raw = Buffer.from(body, "utf8");
+  else if (body instanceof Uint8Array) raw = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  else if (body instanceof ArrayBuffer) raw = Buffer.from(body);
+  else throw new TypeError("body must be the raw request body (a string or bytes), not parsed JSON");
+  const h = headerMap(headers);
+  for (const name of ["webhook-id", "webhook-timestamp", "webhook-signature"]) {
+    if (!h[name]) throw new WebhookVerificationError("missing_header", `the delivery has no ${name} header`);
+  }
+  const id = h["webhook-id"];
+  const stamp = h["webhook-timestamp"];
+  if (!/^[0-9]+$/.test(stamp)) {
+    throw new WebhookVerificationError("invalid_timestamp", `webhook-timestamp is not unix seconds: ${JSON.stringify(stamp.slice(0, 40))}`);
+  }
+  const current = now == null ? Date.now() / 1000 : now instanceof Date ? now.getTime() / 1000 : Number(now);
+  if (!(Math.abs(current - Number(stamp)) <= tolerance)) {
+    throw new WebhookVerificationError(
+      "timestamp_out_of_tolerance",
+      `webhook-timestamp ${stamp} is more than ${tolerance}s from now (${Math.floor(current)})`,
+    );
+  }
+  const expected = Buffer.from(createHmac("sha256", key).update(`${id}.${stamp}.`).update(raw).digest("base64"));
+  let matched = false;
+  for (const entry of h["webhook-signature"].split(/\s+/)) {
+    const i = entry.indexOf(",");
+    if (i < 0 || entry.slice(0, i) !== "v1") continue;
+    // A trailing comma: repeated headers joined with ", " (base64 never ends with one).
+    const sig = Buffer.from(entry.slice(i + 1).replace(/,$/, ""));
+    // Every entry is compared, so the time taken does not say which one matched.
+    if (sig.length === expected.length && timingSafeEqual(sig, expected)) matched = true;
+  }
+  if (!matched) throw new WebhookVerificationError("invalid_signature", "no webhook-signature entry matches the secret and body");
+  const parsed = parseJson(raw);
+  if (!parsed.ok || !parsed.value || typeof parsed.value !== "object" || Array.isArray(parsed.value)) {
+    throw new WebhookVerificationError("invalid_body", "the signed body is not a JSON object");
+  }
+  return parsed.value;
+}
+
+function webhookKey(secret) {
+  if (typeof secret !== "string" || !secret.trim()) {
+    throw new ConfigurationError("secret is required (the whsec_... secret createWebhook returned)");
+  }
+  const text = secret.trim().replace(/^whsec_/, "");
+  if (!text || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) {
+    throw new ConfigurationError("secret must be the whsec_... secret createWebhook returned (base64 after whsec_)");
+  }
+  return Buffer.from(text, "base64");
+}
+
+function headerMap(headers) {
+  const out = {};
+  const entries = typeof headers?.entries === "function" ? headers.entries() : Object.entries(headers || {});
+  for (const [k, v] of entries) {
+    if (v === undefined || v === null) continue;
+    const name = String(k).toLowerCase();
+    const value = (Array.isArray(v) ? v.join(" ") : String(v)).trim();
+    // A repeated header joins with a space: more signatures, or an id that matches nothing.
+    out[name] = name in out ? `${out[name]} ${value}` : value;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------------- ProxyResponse
 
@@ -312,7 +398,33 @@ export class Latchkey {
     return out;
   }
 
-  // ------------------------------------------------------------------------------------- proxy
+  // ---------------------------------------------------------------------------------- webhooks
+
+  /** Subscribe url to events (default: every event). The answer's secret (whsec_...) is shown only here. */
+  async createWebhook(url, { events } = {}) {
+    if (!url || typeof url !== "string") {
+      throw new ConfigurationError("url is required, e.g. 'https://app.example.com/latchkey-webhooks'");
+    }
+    const body = { url };
+    if (events != null) body.events = [...events];
+    return this.#vault("POST", "/v1/webhooks", body);
+  }
+
+  /** The project's webhooks, without their secrets. */
+  async listWebhooks() {
+    const body = await this.#vault("GET", "/v1/webhooks");
+    return Array.isArray(body.webhooks) ? body.webhooks : [];
+  }
+
+  /** The webhook, with `failures`: its newest deliveries that exhausted their retries. */
+  async getWebhook(webhookId) {
+    return this.#vault("GET", "/v1/webhooks/" + quote(webhookId));
+  }
+
+  async deleteWebhook(webhookId) {
+    return this.#vault("DELETE", "/v1/webhooks/" + quote(webhookId));
+  }
+
 
   /**
    * Call the provider's API through latchkey. The provider's 4xx/5xx are returned, not thrown;

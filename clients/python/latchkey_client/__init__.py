@@ -28,8 +28,10 @@ from ._errors import (
     ReauthorizationRequiredError,
     ServerError,
     UpstreamError,
+    WebhookVerificationError,
 )
 from ._sync import Latchkey
+from ._webhooks import verify_webhook
 
 __all__ = [
     "AsyncLatchkey",
@@ -49,6 +51,8 @@ __all__ = [
     "LatchkeyTimeoutError",
     "LatchkeyConnectionError",
     "McpHttpError",
+    "WebhookVerificationError",
+    "verify_webhook",
     "__version__",
 ]
 

@@ -116,6 +116,24 @@ class AsyncLatchkey:
         """Revoke the connection at the provider (best effort) and delete it."""
         return await self._run(self._c.delete_connection(provider, user_id))
 
+    # ------------------------------------------------------------------ webhooks
+
+    async def create_webhook(self, url: str, events: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        """Subscribe ``url`` to ``events`` (default: every event). The answer's ``secret``
+        (``whsec_...``) is shown only here: keep it for :func:`verify_webhook`."""
+        return await self._run(self._c.create_webhook(url, events))
+
+    async def list_webhooks(self) -> List[Dict[str, Any]]:
+        """The project's webhooks ``{webhook_id, url, events, created_at}``, without secrets."""
+        return await self._run(self._c.list_webhooks())
+
+    async def get_webhook(self, webhook_id: str) -> Dict[str, Any]:
+        """The webhook, with ``failures``: its newest deliveries that exhausted their retries."""
+        return await self._run(self._c.get_webhook(webhook_id))
+
+    async def delete_webhook(self, webhook_id: str) -> Dict[str, Any]:
+        return await self._run(self._c.delete_webhook(webhook_id))
+
     # --------------------------------------------------------------------- proxy
 
     async def proxy_request(

@@ -266,6 +266,30 @@ class Core:
 
         return Call(call.request, parse)
 
+    # ----------------------------------------------------------------- webhooks
+
+    def create_webhook(self, url: str, events: Optional[Sequence[str]]) -> Call:
+        if not isinstance(url, str) or not url:
+            raise ConfigurationError("url is required, e.g. 'https://app.example.com/latchkey-webhooks'")
+        body: Dict[str, Any] = {"url": url}
+        if events is not None:
+            body["events"] = list(events)
+        return self._vault_call("POST", "/v1/webhooks", body)
+
+    def list_webhooks(self) -> Call:
+        call = self._vault_call("GET", "/v1/webhooks")
+
+        def parse(resp: Response) -> List[Dict[str, Any]]:
+            return list(call.parse(resp).get("webhooks") or [])
+
+        return Call(call.request, parse)
+
+    def get_webhook(self, webhook_id: str) -> Call:
+        return self._vault_call("GET", "/v1/webhooks/" + _seg(webhook_id))
+
+    def delete_webhook(self, webhook_id: str) -> Call:
+        return self._vault_call("DELETE", "/v1/webhooks/" + _seg(webhook_id))
+
     # -------------------------------------------------------------------- proxy
 
     def proxy_request(

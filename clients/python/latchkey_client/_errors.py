@@ -17,6 +17,7 @@ __all__ = [
     "LatchkeyTimeoutError",
     "LatchkeyConnectionError",
     "McpHttpError",
+    "WebhookVerificationError",
 ]
 
 
@@ -114,6 +115,15 @@ class McpHttpError(LatchkeyError):
         super().__init__(status, "mcp_http_error", message)
         self.www_authenticate = www_authenticate
         self.content = content
+
+
+class WebhookVerificationError(LatchkeyError):
+    """:func:`verify_webhook` refused a delivery: ``missing_header``, ``invalid_timestamp``,
+    ``timestamp_out_of_tolerance``, ``invalid_signature`` or ``invalid_body``. Answer it with a
+    4xx and do not act on it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(0, code, message)
 
 
 _BY_CODE: Dict[str, Type[LatchkeyError]] = {

@@ -141,6 +141,24 @@ class Latchkey:
         """Revoke the connection at the provider (best effort) and delete it."""
         return self._run(self._c.delete_connection(provider, user_id))
 
+    # ------------------------------------------------------------------ webhooks
+
+    def create_webhook(self, url: str, events: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        """Subscribe ``url`` to ``events`` (default: every event). The answer's ``secret``
+        (``whsec_...``) is shown only here: keep it for :func:`verify_webhook`."""
+        return self._run(self._c.create_webhook(url, events))
+
+    def list_webhooks(self) -> List[Dict[str, Any]]:
+        """The project's webhooks ``{webhook_id, url, events, created_at}``, without secrets."""
+        return self._run(self._c.list_webhooks())
+
+    def get_webhook(self, webhook_id: str) -> Dict[str, Any]:
+        """The webhook, with ``failures``: its newest deliveries that exhausted their retries."""
+        return self._run(self._c.get_webhook(webhook_id))
+
+    def delete_webhook(self, webhook_id: str) -> Dict[str, Any]:
+        return self._run(self._c.delete_webhook(webhook_id))
+
     # --------------------------------------------------------------------- proxy
 
     def proxy_request(

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import latchkey_client as lk  # noqa: E402
 from latchkey_client import Latchkey  # noqa: E402
-from tests.test_client import API_KEY, FakeLatchkey, _latchkey_error  # noqa: E402
+from tests.test_client import ALL_EVENTS, API_KEY, SECRET, FakeLatchkey, _latchkey_error  # noqa: E402
 
 try:
     import httpx  # noqa: F401
@@ -303,6 +303,35 @@ class _Both:
         for text in (str(e), repr(e), e.message, str(e.args), repr(bad), repr(self.client), stream.getvalue()):
             self.assertNotIn(API_KEY, text)
         self.assertIn("[redacted]", e.message)
+
+    # -------------------------------------------------------------- webhooks API
+
+    def test_webhooks_api(self):
+        out = self.call("create_webhook", "https://app.invalid/hooks", ["connection.refresh_failed", "session.failed"])
+        self.assertEqual((out["webhook_id"], out["secret"]), ("lkwh_1", SECRET))
+        r = self.last
+        self.assertEqual((r["method"], r["path"]), ("POST", "/v1/webhooks"))
+        self.assertEqual(r["headers"]["x-api-key"], API_KEY)
+        self.assertEqual(r["headers"]["content-type"], "application/json")
+        self.assertEqual(
+            json.loads(r["body"]),
+            {"url": "https://app.invalid/hooks", "events": ["connection.refresh_failed", "session.failed"]},
+        )
+        self.assertEqual(self.call("create_webhook", "https://app.invalid/all")["events"], ALL_EVENTS)
+        self.assertEqual(json.loads(self.last["body"]), {"url": "https://app.invalid/all"})  # absent: every event
+        hooks = self.call("list_webhooks")
+        self.assertEqual([h["webhook_id"] for h in hooks], ["lkwh_1"])
+        self.assertEqual((self.last["method"], self.last["path"], self.last["body"]), ("GET", "/v1/webhooks", b""))
+        self.assertEqual(self.call("get_webhook", "lkwh_1")["failures"][0]["event_id"], "evt_1")
+        self.assertEqual((self.last["method"], self.last["path"]), ("GET", "/v1/webhooks/lkwh_1"))
+        self.assertEqual(self.call("delete_webhook", "lkwh_1"), {"deleted": True, "webhook_id": "lkwh_1"})
+        self.assertEqual((self.last["method"], self.last["path"]), ("DELETE", "/v1/webhooks/lkwh_1"))
+        with self.assertRaises(lk.NotFoundError) as cm:
+            self.call("get_webhook", "lkwh_x/../y")
+        self.assertEqual(self.last["path"], "/v1/webhooks/lkwh_x%2F..%2Fy")
+        self.assertEqual((cm.exception.status, cm.exception.code), (404, "not_found"))
+        with self.assertRaises(lk.ConfigurationError):
+            self.call("create_webhook", "")
 
     # -------------------------------------------------------------- tools API
 

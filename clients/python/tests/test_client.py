@@ -5,10 +5,14 @@ Run from the repository root without installing anything:
     python3 -m unittest discover -s clients/python/tests -t clients/python
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import sys
 import threading
+import time
 import unittest
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,14 +20,35 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from latchkey_client import (  # noqa: E402
+    ConfigurationError,
     Latchkey,
     LatchkeyError,
     LatchkeyTimeoutError,
     ProxyResponse,
+    WebhookVerificationError,
+    verify_webhook,
 )
 
 API_KEY = "lk_ak_supersecret_0123456789"
 WEIRD_USER = "ann smith/dev#1"
+# A webhook secret and the Standard Webhooks specification's test vector for it.
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SPEC_BODY = b'{"test": 2432232314}'
+SPEC_HEADERS = {
+    "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    "webhook-timestamp": "1614265330",
+    "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+}
+ALL_EVENTS = [
+    "connection.created",
+    "connection.refresh_failed",
+    "connection.recovered",
+    "connection.deleted",
+    "session.failed",
+    "tool.connected",
+    "tool.reauthorization_required",
+]
+WEBHOOK = {"webhook_id": "lkwh_1", "url": "https://app.invalid/hooks", "events": ALL_EVENTS, "created_at": "x"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,6 +126,18 @@ class FakeLatchkey(ThreadingHTTPServer):
             if path.endswith("/github"):
                 return _latchkey_error(404, "not_connected", "no github connection")
             return 200, {}, {"deleted": True, "provider": "google", "revoked_upstream": False}
+        if path == "/v1/webhooks" and method == "POST":
+            b = json.loads(req["body"])
+            return 201, {}, dict(
+                WEBHOOK, url=b["url"], events=b.get("events") or ALL_EVENTS, secret=SECRET, created_at="2026-12-01T23:00:00Z"
+            )
+        if path == "/v1/webhooks" and method == "GET":
+            return 200, {}, {"webhooks": [WEBHOOK]}
+        if path == "/v1/webhooks/lkwh_1" and method == "GET":
+            failure = {"event_id": "evt_1", "type": "session.failed", "attempts": 8, "error": "HTTP 500", "failed_at": "x"}
+            return 200, {}, dict(WEBHOOK, failures=[failure])
+        if path == "/v1/webhooks/lkwh_1" and method == "DELETE":
+            return 200, {}, {"deleted": True, "webhook_id": "lkwh_1"}
         if path == "/v1/identity/sessions/redirect" or path.startswith("/v1/proxy/google/redirect"):
             return 302, {"Location": self.url + "/target"}, b""
         if path == "/target":
@@ -318,6 +355,110 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(resp.status, 302)
         self.assertEqual(resp.headers["location"], self.server.url + "/target")
         self.assertNotIn("/target", [r["path"] for r in self.server.requests])
+
+
+
+def _sign(secret, msg_id, stamp, body):
+    """A Standard Webhooks v1 signature, computed here independently of the client."""
+    key = base64.b64decode(secret[len("whsec_") :])
+    mac = hmac.new(key, msg_id.encode() + b"." + stamp.encode() + b"." + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+class VerifyWebhookTests(unittest.TestCase):
+    STAMP = 1_800_000_000
+
+    def delivery(self, body=None, secret=SECRET, stamp=STAMP):
+        body = body if body is not None else json.dumps(
+            {
+                "type": "connection.refresh_failed",
+                "id": "evt_1",
+                "timestamp": "2027-01-15T08:00:00Z",
+                "data": {"user_id": "u", "provider": "google"},
+            }
+        ).encode()
+        headers = {
+            "Webhook-Id": "evt_1",
+            "Webhook-Timestamp": str(stamp),
+            "Webhook-Signature": _sign(secret, "evt_1", str(stamp), body),
+        }
+        return headers, body
+
+    def refused(self, code, *args, **kw):
+        with self.assertRaises(WebhookVerificationError) as cm:
+            verify_webhook(*args, **kw)
+        e = cm.exception
+        self.assertIsInstance(e, LatchkeyError)
+        self.assertEqual((e.status, e.code), (0, code))
+        self.assertNotIn(SECRET[6:], str(e))
+        return e
+
+    def test_the_specification_test_vector(self):
+        event = verify_webhook(SECRET, SPEC_HEADERS, SPEC_BODY, now=1614265330)
+        self.assertEqual(event, {"test": 2432232314})
+        # A str body, and headers as (bytes, bytes) pairs in another case (an ASGI scope's).
+        pairs = [(k.upper().encode(), v.encode()) for k, v in SPEC_HEADERS.items()]
+        self.assertEqual(verify_webhook(SECRET, pairs, SPEC_BODY.decode(), now=1614265330 + 299), {"test": 2432232314})
+
+    def test_a_signed_event_is_returned(self):
+        headers, body = self.delivery()
+        event = verify_webhook(SECRET, headers, body, now=self.STAMP)
+        self.assertEqual((event["type"], event["data"]["provider"]), ("connection.refresh_failed", "google"))
+        # Any matching v1 entry is enough (a list, e.g. during a secret rotation).
+        other, _ = self.delivery(secret="whsec_" + base64.b64encode(b"k" * 32).decode(), body=body)
+        headers["Webhook-Signature"] = "v1a,xyz %s %s" % (other["Webhook-Signature"], headers["Webhook-Signature"])
+        self.assertEqual(verify_webhook(SECRET, headers, body, now=self.STAMP), event)
+        # With the current time by default.
+        headers, body = self.delivery(stamp=int(time.time()))
+        self.assertEqual(verify_webhook(SECRET, headers, body)["id"], "evt_1")
+
+    def test_a_tampered_body_is_refused(self):
+        headers, body = self.delivery()
+        self.refused("invalid_signature", SECRET, headers, body.replace(b"google", b"github"), now=self.STAMP)
+        self.refused("invalid_signature", SECRET, headers, body + b" ", now=self.STAMP)
+
+    def test_a_wrong_secret_is_refused(self):
+        headers, body = self.delivery(secret="whsec_" + base64.b64encode(b"x" * 32).decode())
+        self.refused("invalid_signature", SECRET, headers, body, now=self.STAMP)
+
+    def test_signatures_of_another_version_or_id_are_refused(self):
+        headers, body = self.delivery()
+        good = headers["Webhook-Signature"]
+        for sig in ("v2," + good[3:], good[3:], "v1," + good[4:], "v1,"):
+            headers["Webhook-Signature"] = sig
+            self.refused("invalid_signature", SECRET, headers, body, now=self.STAMP)
+        headers["Webhook-Signature"], headers["Webhook-Id"] = good, "evt_2"
+        self.refused("invalid_signature", SECRET, headers, body, now=self.STAMP)
+
+    def test_an_old_or_future_timestamp_is_refused(self):
+        headers, body = self.delivery()
+        self.assertTrue(verify_webhook(SECRET, headers, body, now=self.STAMP + 300))
+        self.assertTrue(verify_webhook(SECRET, headers, body, now=self.STAMP - 300))
+        self.refused("timestamp_out_of_tolerance", SECRET, headers, body, now=self.STAMP + 301)
+        self.refused("timestamp_out_of_tolerance", SECRET, headers, body, now=self.STAMP - 301)
+        self.refused("timestamp_out_of_tolerance", SECRET, headers, body, tolerance=10, now=self.STAMP + 11)
+        self.refused("timestamp_out_of_tolerance", SECRET, headers, body)  # 2027 is not now
+        headers, body = self.delivery(stamp="1800000000.5")
+        self.refused("invalid_timestamp", SECRET, headers, body, now=self.STAMP)
+
+    def test_a_missing_header_is_refused(self):
+        for name in ("Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"):
+            headers, body = self.delivery()
+            del headers[name]
+            e = self.refused("missing_header", SECRET, headers, body, now=self.STAMP)
+            self.assertIn(name.lower(), e.message)
+
+    def test_a_signed_body_that_is_not_an_object_is_refused(self):
+        headers, body = self.delivery(body=b"[1, 2]")
+        self.refused("invalid_body", SECRET, headers, body, now=self.STAMP)
+
+    def test_a_malformed_secret_is_a_configuration_error(self):
+        headers, body = self.delivery()
+        for secret in ("", "whsec_", "whsec_not base64!", None):
+            with self.assertRaises(ConfigurationError, msg=repr(secret)):
+                verify_webhook(secret, headers, body, now=self.STAMP)
+        # The bare base64 (without "whsec_") is the same key.
+        self.assertTrue(verify_webhook(SECRET[6:], headers, body, now=self.STAMP))
 
 
 if __name__ == "__main__":

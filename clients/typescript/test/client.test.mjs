@@ -1,11 +1,13 @@
 // Unit tests against an in-process fake latchkey (node:http on loopback): request shapes, the
-// reference's call forms, initialize(), the tools API and mcp(), typed errors, bad input (no base
-// URL or key, non-JSON, 5xx, timeouts, nothing listening) and the API key kept out of errors.
+// reference's call forms, initialize(), the webhooks and tools APIs, mcp(), verifyWebhook, typed
+// errors, bad input (no base URL or key, non-JSON, 5xx, timeouts, nothing listening) and the API
+// key kept out of errors.
 
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
+import { createHmac } from "node:crypto";
 import { inspect } from "node:util";
 
 import * as lk from "../index.js";
@@ -14,6 +16,24 @@ import { Latchkey } from "../index.js";
 const KEY = "lk_ak_supersecret_0123456789";
 const WEIRD_USER = "ann smith/dev#1";
 const TOOL = "tl_0123456789abcdef";
+// A webhook secret and the Standard Webhooks specification's test vector for it.
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SPEC_BODY = '{"test": 2432232314}';
+const SPEC_HEADERS = {
+  "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+  "webhook-timestamp": "1614265330",
+  "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+};
+const ALL_EVENTS = [
+  "connection.created",
+  "connection.refresh_failed",
+  "connection.recovered",
+  "connection.deleted",
+  "session.failed",
+  "tool.connected",
+  "tool.reauthorization_required",
+];
+const WEBHOOK = { webhook_id: "lkwh_1", url: "https://app.invalid/hooks", events: ALL_EVENTS, created_at: "x" };
 
 let server;
 let base;
@@ -50,6 +70,16 @@ function respond(req) {
     if (path.endsWith("/github")) return marked(404, "not_connected", "no github connection");
     return [200, {}, { deleted: true, provider: "google", revoked_upstream: false }];
   }
+  if (path === "/v1/webhooks" && method === "POST") {
+    const b = JSON.parse(req.body);
+    return [201, {}, { ...WEBHOOK, url: b.url, events: b.events ?? ALL_EVENTS, secret: SECRET }];
+  }
+  if (path === "/v1/webhooks" && method === "GET") return [200, {}, { webhooks: [WEBHOOK] }];
+  if (path === "/v1/webhooks/lkwh_1" && method === "GET") {
+    const failure = { event_id: "evt_1", type: "session.failed", attempts: 8, error: "HTTP 500", failed_at: "x" };
+    return [200, {}, { ...WEBHOOK, failures: [failure] }];
+  }
+  if (path === "/v1/webhooks/lkwh_1" && method === "DELETE") return [200, {}, { deleted: true, webhook_id: "lkwh_1" }];
   if (path.startsWith("/v1/proxy/google/redirect")) return [302, { location: base + "/target" }, ""];
   if (path.startsWith("/v1/proxy/google/missing")) return [404, {}, { error: { code: "not_found", message: "upstream says no" } }];
   if (path.startsWith("/v1/proxy/github/")) return marked(404, "not_connected", "user has no github connection");
@@ -338,6 +368,135 @@ test("a bad key is an AuthenticationError, and the key is never shown", async ()
   for (const text of [String(err), err.message, err.stack, inspect(err), inspect(bad), JSON.stringify(bad), inspect(client())]) {
     assert.ok(!text.includes(KEY), text);
   }
+});
+
+// -------------------------------------------------------------------------------------- webhooks
+
+test("webhooks API", async () => {
+  const c = client();
+  const out = await c.createWebhook("https://app.invalid/hooks", { events: ["connection.refresh_failed", "session.failed"] });
+  assert.equal(out.webhook_id, "lkwh_1");
+  assert.equal(out.secret, SECRET);
+  assert.equal(last().method, "POST");
+  assert.equal(last().path, "/v1/webhooks");
+  assert.equal(last().headers["x-api-key"], KEY);
+  assert.equal(last().headers["content-type"], "application/json");
+  assert.deepEqual(JSON.parse(last().body), {
+    url: "https://app.invalid/hooks",
+    events: ["connection.refresh_failed", "session.failed"],
+  });
+  assert.deepEqual((await c.createWebhook("https://app.invalid/all")).events, ALL_EVENTS);
+  assert.deepEqual(JSON.parse(last().body), { url: "https://app.invalid/all" }); // absent: every event
+  assert.deepEqual((await c.listWebhooks()).map((w) => w.webhook_id), ["lkwh_1"]);
+  assert.deepEqual([last().method, last().path, last().body], ["GET", "/v1/webhooks", ""]);
+  assert.equal((await c.getWebhook("lkwh_1")).failures[0].event_id, "evt_1");
+  assert.deepEqual([last().method, last().path], ["GET", "/v1/webhooks/lkwh_1"]);
+  assert.deepEqual(await c.deleteWebhook("lkwh_1"), { deleted: true, webhook_id: "lkwh_1" });
+  assert.deepEqual([last().method, last().path], ["DELETE", "/v1/webhooks/lkwh_1"]);
+  await rejects(c.getWebhook("lkwh_x/../y"), lk.NotFoundError, (e) => assert.equal(e.code, "not_found"));
+  assert.equal(last().path, "/v1/webhooks/lkwh_x%2F..%2Fy");
+  await rejects(c.createWebhook(""), lk.ConfigurationError);
+});
+
+// A Standard Webhooks v1 signature, computed here independently of the client.
+function sign(secret, id, stamp, body) {
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  return "v1," + createHmac("sha256", key).update(`${id}.${stamp}.${body}`).digest("base64");
+}
+
+const STAMP = 1_800_000_000;
+const EVENT = JSON.stringify({
+  type: "connection.refresh_failed",
+  id: "evt_1",
+  timestamp: "2027-01-15T08:00:00Z",
+  data: { user_id: "u", provider: "google" },
+});
+
+function delivery({ body = EVENT, secret = SECRET, stamp = STAMP } = {}) {
+  const headers = { "Webhook-Id": "evt_1", "Webhook-Timestamp": String(stamp), "Webhook-Signature": sign(secret, "evt_1", stamp, body) };
+  return { headers, body };
+}
+
+function refused(code, ...args) {
+  assert.throws(
+    () => lk.verifyWebhook(...args),
+    (e) => {
+      assert.ok(e instanceof lk.WebhookVerificationError, String(e));
+      assert.ok(e instanceof lk.LatchkeyError);
+      assert.equal(e.status, 0);
+      assert.equal(e.code, code);
+      assert.ok(!e.message.includes(SECRET.slice(6)));
+      return true;
+    },
+  );
+}
+
+test("verifyWebhook: the specification's test vector, any header container, bytes or string", () => {
+  assert.deepEqual(lk.verifyWebhook(SECRET, SPEC_HEADERS, SPEC_BODY, { now: 1614265330 }), { test: 2432232314 });
+  const upper = Object.fromEntries(Object.entries(SPEC_HEADERS).map(([k, v]) => [k.toUpperCase(), v]));
+  assert.deepEqual(lk.verifyWebhook(SECRET, upper, Buffer.from(SPEC_BODY), { now: new Date(1614265330_000) }), { test: 2432232314 });
+  const bytes = new TextEncoder().encode(SPEC_BODY);
+  assert.deepEqual(lk.verifyWebhook(SECRET, new Headers(SPEC_HEADERS), bytes.buffer, { now: 1614265330 + 299 }), { test: 2432232314 });
+  assert.deepEqual(lk.verifyWebhook(SECRET, new Map(Object.entries(SPEC_HEADERS)), bytes, { now: 1614265330 }), { test: 2432232314 });
+});
+
+test("verifyWebhook: a signed event comes back; any matching v1 entry is enough", () => {
+  const { headers, body } = delivery();
+  const event = lk.verifyWebhook(SECRET, headers, body, { now: STAMP });
+  assert.equal(event.type, "connection.refresh_failed");
+  assert.equal(event.data.provider, "google");
+  const other = delivery({ secret: "whsec_" + Buffer.alloc(32, "k").toString("base64") }).headers["Webhook-Signature"];
+  headers["Webhook-Signature"] = `v1a,xyz ${other} ${headers["Webhook-Signature"]}`;
+  assert.deepEqual(lk.verifyWebhook(SECRET, headers, body, { now: STAMP }), event);
+  // Node joins a repeated header with ", ".
+  headers["Webhook-Signature"] = [other, sign(SECRET, "evt_1", STAMP, body)].join(", ");
+  assert.deepEqual(lk.verifyWebhook(SECRET, headers, body, { now: STAMP }), event);
+  const fresh = delivery({ stamp: Math.floor(Date.now() / 1000) });
+  assert.equal(lk.verifyWebhook(SECRET, fresh.headers, fresh.body).id, "evt_1"); // now by default
+});
+
+test("verifyWebhook refuses a tampered body, a wrong secret, another id or signature version", () => {
+  const { headers, body } = delivery();
+  refused("invalid_signature", SECRET, headers, body.replace("google", "github"), { now: STAMP });
+  refused("invalid_signature", SECRET, headers, body + " ", { now: STAMP });
+  const wrong = delivery({ secret: "whsec_" + Buffer.alloc(32, "x").toString("base64") });
+  refused("invalid_signature", SECRET, wrong.headers, wrong.body, { now: STAMP });
+  const good = headers["Webhook-Signature"];
+  for (const sig of ["v2," + good.slice(3), good.slice(3), "v1," + good.slice(4), "v1,"]) {
+    refused("invalid_signature", SECRET, { ...headers, "Webhook-Signature": sig }, body, { now: STAMP });
+  }
+  refused("invalid_signature", SECRET, { ...headers, "Webhook-Id": "evt_2" }, body, { now: STAMP });
+});
+
+test("verifyWebhook refuses an old or future timestamp and a missing header", () => {
+  const { headers, body } = delivery();
+  assert.ok(lk.verifyWebhook(SECRET, headers, body, { now: STAMP + 300 }));
+  assert.ok(lk.verifyWebhook(SECRET, headers, body, { now: STAMP - 300 }));
+  refused("timestamp_out_of_tolerance", SECRET, headers, body, { now: STAMP + 301 });
+  refused("timestamp_out_of_tolerance", SECRET, headers, body, { now: STAMP - 301 });
+  refused("timestamp_out_of_tolerance", SECRET, headers, body, { tolerance: 10, now: STAMP + 11 });
+  refused("timestamp_out_of_tolerance", SECRET, headers, body); // 2027 is not now
+  const frac = delivery({ stamp: "1800000000.5" });
+  refused("invalid_timestamp", SECRET, frac.headers, frac.body, { now: STAMP });
+  for (const name of ["Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"]) {
+    const { [name]: _, ...rest } = headers;
+    assert.throws(() => lk.verifyWebhook(SECRET, rest, body, { now: STAMP }), (e) => {
+      assert.equal(e.code, "missing_header");
+      assert.ok(e.message.includes(name.toLowerCase()));
+      return true;
+    });
+  }
+});
+
+test("verifyWebhook: a signed non-object body, a malformed secret, a parsed body", () => {
+  const arr = delivery({ body: "[1, 2]" });
+  refused("invalid_body", SECRET, arr.headers, arr.body, { now: STAMP });
+  const { headers, body } = delivery();
+  for (const secret of ["", "whsec_", "whsec_not base64!", undefined]) {
+    assert.throws(() => lk.verifyWebhook(secret, headers, body, { now: STAMP }), lk.ConfigurationError, String(secret));
+  }
+  assert.ok(lk.verifyWebhook(SECRET.slice(6), headers, body, { now: STAMP })); // the bare base64 is the same key
+  assert.throws(() => lk.verifyWebhook(SECRET, headers, JSON.parse(body), { now: STAMP }), TypeError);
 });
 
 // ----------------------------------------------------------------------------------------- tools

@@ -8,8 +8,12 @@ import {
   InvalidRequestError,
   McpHttpError,
   ProxyResponse,
+  WebhookVerificationError,
+  verifyWebhook,
   type Connection,
   type SessionStatus,
+  type WebhookEvent,
+  type WebhookEventType,
 } from "../index.js";
 
 export async function readme(): Promise<void> {
@@ -58,4 +62,29 @@ export async function surface(client: Latchkey): Promise<void> {
     else if (e instanceof McpHttpError) console.log(e.wwwAuthenticate, e.content.length);
     else if (e instanceof LatchkeyError) console.log(e.message);
   }
+}
+
+export async function webhooks(client: Latchkey): Promise<void> {
+  const hook = await client.createWebhook("https://app.example.com/latchkey-webhooks", { events: ["connection.refresh_failed"] });
+  const secret: string = hook.secret;
+  await client.createWebhook("https://app.example.com/all");
+  const ids: string[] = (await client.listWebhooks()).map((w) => w.webhook_id);
+  const failed: WebhookEventType[] = (await client.getWebhook(hook.webhook_id)).failures.map((f) => f.type);
+  const deleted: boolean = (await client.deleteWebhook(hook.webhook_id)).deleted;
+  console.log(secret, ids, failed, deleted);
+}
+
+// A fetch-style receiver (Request, Headers): the body as text, verified, the event narrowed by type.
+export async function receive(request: Request, secret: string): Promise<Response> {
+  let event: WebhookEvent;
+  try {
+    event = verifyWebhook(secret, request.headers, await request.text(), { tolerance: 60 });
+  } catch (e) {
+    if (e instanceof WebhookVerificationError) return new Response(e.code, { status: 400 });
+    throw e;
+  }
+  verifyWebhook(secret, { "webhook-id": "evt_1", "x-many": ["a", "b"], absent: undefined }, new Uint8Array(), { now: new Date() });
+  verifyWebhook(secret, new Map([["webhook-id", "evt_1"]]), new ArrayBuffer(0), { now: 1800000000 });
+  if (event.type === "tool.reauthorization_required") console.log(event.id, event.data);
+  return new Response(null, { status: 204 });
 }
