@@ -64,6 +64,42 @@ pub struct Config {
     /// How long the proxy waits for a provider's API (`LATCHKEY_UPSTREAM_TIMEOUT_SECONDS`, 1–28,
     /// default 25: under API Gateway's 30-second integration limit).
     pub upstream_timeout_seconds: i64,
+    /// The SQS queue events go to (`LATCHKEY_EVENTS_QUEUE_URL`; the template sets it). Absent in a
+    /// Lambda: no events. `latchkey serve` uses an in-process queue instead.
+    pub events_queue_url: Option<String>,
+    /// Replaces the SQS service URL (`LATCHKEY_SQS_ENDPOINT`), for a local SQS-compatible server.
+    pub sqs_endpoint: Option<String>,
+    /// The operator's EventBridge bus every event is also put on (`LATCHKEY_EVENT_BUS`).
+    pub event_bus: Option<String>,
+    /// Replaces the EventBridge service URL (`LATCHKEY_EVENTBRIDGE_ENDPOINT`), for tests.
+    pub eventbridge_endpoint: Option<String>,
+    /// Seconds before each retry of a failed webhook delivery (`LATCHKEY_WEBHOOK_RETRY_SCHEDULE`,
+    /// comma separated, each at most 900; default `60,300,900,900,900,900`: 7 attempts over 66
+    /// minutes). After the last, the delivery is dead-lettered.
+    pub webhook_retry_schedule: Vec<u32>,
+    /// How long one delivery waits for the receiver (`LATCHKEY_WEBHOOK_TIMEOUT_SECONDS`, 1–30, default 10).
+    pub webhook_timeout_seconds: i64,
+    /// How often the health run looks ahead, and how often `latchkey serve` runs it
+    /// (`LATCHKEY_HEALTH_INTERVAL_SECONDS`, default 3600; 0: `serve` does not run it).
+    pub health_interval_seconds: i64,
+}
+
+/// The default webhook retry schedule (seconds before each retry).
+pub const DEFAULT_RETRY_SCHEDULE: &str = "60,300,900,900,900,900";
+
+fn parse_retry_schedule(v: &str) -> Result<Vec<u32>, ConfigError> {
+    let err = || ConfigError {
+        name: "LATCHKEY_WEBHOOK_RETRY_SCHEDULE",
+        reason: "expected up to 20 comma-separated delays in seconds, each 0 to 900".into(),
+    };
+    let out: Vec<u32> = v
+        .split(',')
+        .map(|p| p.trim().parse::<u32>().ok().filter(|n| *n <= 900).ok_or_else(err))
+        .collect::<Result<_, _>>()?;
+    if out.len() > 20 {
+        return Err(err());
+    }
+    Ok(out)
 }
 
 /// A configuration value that could not be used.
@@ -197,6 +233,23 @@ impl Config {
                 }
                 n => n,
             },
+            events_queue_url: get("LATCHKEY_EVENTS_QUEUE_URL"),
+            sqs_endpoint: get("LATCHKEY_SQS_ENDPOINT"),
+            event_bus: get("LATCHKEY_EVENT_BUS"),
+            eventbridge_endpoint: get("LATCHKEY_EVENTBRIDGE_ENDPOINT"),
+            webhook_retry_schedule: parse_retry_schedule(
+                &get("LATCHKEY_WEBHOOK_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.into()),
+            )?,
+            webhook_timeout_seconds: match num("LATCHKEY_WEBHOOK_TIMEOUT_SECONDS", 10, 30)? {
+                0 => {
+                    return Err(ConfigError {
+                        name: "LATCHKEY_WEBHOOK_TIMEOUT_SECONDS",
+                        reason: "expected 1 to 30 seconds".into(),
+                    })
+                }
+                n => n,
+            },
+            health_interval_seconds: num("LATCHKEY_HEALTH_INTERVAL_SECONDS", 3600, 7 * 86_400)?,
         })
     }
 

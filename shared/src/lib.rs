@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod lambda;
@@ -24,6 +25,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tools;
 pub mod vault;
+pub mod webhooks;
 
 #[cfg(feature = "embedded")]
 pub mod local;

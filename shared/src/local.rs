@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::events::{Delayed, Events, Sink};
 use crate::crypto::LocalWrapper;
 use crate::router;
 use crate::state::{AppState, Aws, Backends, BoxError, Key};
@@ -39,6 +41,8 @@ pub struct Embedded {
     pub dynamodb_endpoint: String,
     emulator: Emulator,
     http: Task,
+    /// The event delivery worker and the health timer.
+    background: Vec<Task>,
 }
 
 impl Embedded {
@@ -49,8 +53,16 @@ impl Embedded {
 
     /// Stop serving HTTP, then the emulator, and wait for both to finish.
     pub async fn shutdown(self) {
-        let Embedded { http, emulator, .. } = self;
+        let Embedded {
+            http,
+            emulator,
+            background,
+            ..
+        } = self;
         http.stop().await;
+        for task in background {
+            task.stop().await;
+        }
         emulator.shutdown().await;
     }
 }
@@ -62,7 +74,44 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let public_url = opts.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let config = Config::embedded(&public_url, &opts.config)?;
     let LocalStore { backends, emulator } = open_store(opts.data_dir.as_deref(), &config).await?;
-    let state = Arc::new(AppState::build(config, backends));
+    // Events: an SQS queue when one is configured (as in AWS), else the in-process queue, drained
+    // below by the same delivery code `functions/webhook-deliver` runs.
+    let (events, local_queue) = match &config.events_queue_url {
+        Some(url) => {
+            let aws = match &config.sqs_endpoint {
+                Some(endpoint) => Aws::Local {
+                    endpoint: endpoint.clone(),
+                },
+                None => Aws::chain(None).await,
+            };
+            let bus = match &config.event_bus {
+                Some(bus) => {
+                    let aws = match &config.eventbridge_endpoint {
+                        Some(endpoint) => Aws::Local {
+                            endpoint: endpoint.clone(),
+                        },
+                        None => Aws::chain(None).await,
+                    };
+                    Some((aws.eventbridge(), bus.clone()))
+                }
+                None => None,
+            };
+            let sink = Sink::Sqs {
+                client: aws.sqs(),
+                queue_url: url.clone(),
+            };
+            (Events::new(sink, bus), None)
+        }
+        None => {
+            let (events, rx) = Events::local();
+            (events, Some(rx))
+        }
+    };
+    let health_interval = config.health_interval_seconds;
+    let state = Arc::new(AppState::build(config, backends).with_events(events));
+    let worker = local_queue.map(|rx| Task::spawn(|stopped| deliver_locally(Arc::clone(&state), rx, stopped)));
+    let health = (health_interval > 0)
+        .then(|| Task::spawn(|stopped| health_timer(Arc::clone(&state), health_interval, stopped)));
 
     let app = axum::Router::new().fallback(serve_one).with_state(Arc::clone(&state));
     let http = Task::spawn(|stopped| async move {
@@ -77,7 +126,45 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
         dynamodb_endpoint: emulator.endpoint.clone(),
         emulator,
         http,
+        background: worker.into_iter().chain(health).collect(),
     })
+}
+
+/// `serve`'s in-process queue: each message is delivered after its delay by the code
+/// `functions/webhook-deliver` runs; retries come back through the same queue.
+async fn deliver_locally(state: Arc<AppState>, mut rx: UnboundedReceiver<Delayed>, stopped: Stopped) {
+    let mut stopped = stopped;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            next = rx.recv() => {
+                let Some(Delayed { message, delay }) = next else { break };
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Err(e) = crate::webhooks::deliver::process(&state, message).await {
+                        tracing::error!(error = %e, "webhooks: local delivery failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// `serve`'s health timer: the scheduled run of `functions/health`, every `interval` seconds.
+async fn health_timer(state: Arc<AppState>, interval: i64, stopped: Stopped) {
+    let mut stopped = stopped;
+    let period = std::time::Duration::from_secs(interval.max(1) as u64);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = tokio::time::sleep(period) => {
+                if let Err(e) = crate::webhooks::health::run(&state).await {
+                    tracing::warn!(error = %e, "health: a run failed");
+                }
+            }
+        }
+    }
 }
 
 /// The embedded store without the HTTP server, for the admin commands: the store and keyring over the

@@ -54,11 +54,13 @@ pub enum Route {
     ToolComplete,
     /// `functions/tool-mcp`: MCP requests forwarded with the tool's token.
     ToolMcp,
+    /// `functions/webhooks`: a project's webhooks (create, list, show, delete).
+    Webhooks,
 }
 
 impl Route {
     /// Every route, one per Lambda function.
-    pub const ALL: [Route; 21] = [
+    pub const ALL: [Route; 22] = [
         Route::Discovery,
         Route::Register,
         Route::Token,
@@ -80,6 +82,7 @@ impl Route {
         Route::ToolInitiate,
         Route::ToolComplete,
         Route::ToolMcp,
+        Route::Webhooks,
     ];
 
     /// The function (package) name under `functions/`.
@@ -106,6 +109,7 @@ impl Route {
             Route::ToolInitiate => "tool-initiate",
             Route::ToolComplete => "tool-complete",
             Route::ToolMcp => "tool-mcp",
+            Route::Webhooks => "webhooks",
         }
     }
 
@@ -143,6 +147,12 @@ impl Route {
                 ("GET", "/tools/{tool_id}/mcp"),
                 ("DELETE", "/tools/{tool_id}/mcp"),
             ],
+            Route::Webhooks => &[
+                ("POST", "/v1/webhooks"),
+                ("GET", "/v1/webhooks"),
+                ("GET", "/v1/webhooks/{webhook_id}"),
+                ("DELETE", "/v1/webhooks/{webhook_id}"),
+            ],
         }
     }
 
@@ -178,6 +188,7 @@ pub async fn call(route: Route, state: &AppState, req: Request) -> Response<Body
         Route::ToolInitiate => handlers::tool_oauth::initiate(state, req).await,
         Route::ToolComplete => handlers::tool_oauth::complete(state, req).await,
         Route::ToolMcp => handlers::tool_mcp::handle(state, req).await,
+        Route::Webhooks => handlers::webhooks::handle(state, req).await,
     }
 }
 
@@ -202,6 +213,7 @@ macro_rules! endpoints {
             const STORE: bool = endpoints!(@has STORE [$($need),*]);
             const KMS: bool = endpoints!(@has KMS [$($need),*]);
             const OUTBOUND: bool = endpoints!(@has OUTBOUND [$($need),*]);
+            const EVENTS: bool = endpoints!(@has EVENTS [$($need),*]);
         }
 
         impl Endpoint for $ty {
@@ -215,9 +227,11 @@ macro_rules! endpoints {
     (@has STORE [$($need:ident),*]) => { false $(|| endpoints!(@is STORE $need))* };
     (@has KMS [$($need:ident),*]) => { false $(|| endpoints!(@is KMS $need))* };
     (@has OUTBOUND [$($need:ident),*]) => { false $(|| endpoints!(@is OUTBOUND $need))* };
+    (@has EVENTS [$($need:ident),*]) => { false $(|| endpoints!(@is EVENTS $need))* };
     (@is STORE STORE) => { true };
     (@is KMS KMS) => { true };
     (@is OUTBOUND OUTBOUND) => { true };
+    (@is EVENTS EVENTS) => { true };
     (@is $a:ident $b:ident) => { false };
 }
 
@@ -237,7 +251,7 @@ endpoints! {
     /// `functions/authorize`: fetches Client ID Metadata Documents and the login provider's metadata.
     Authorize => handlers::authorize::handle, [STORE, KMS, OUTBOUND], sign_in true;
     /// `functions/callback`: exchanges the login provider's code, seals its tokens.
-    Callback => handlers::callback::handle, [STORE, KMS, OUTBOUND], sign_in true;
+    Callback => handlers::callback::handle, [STORE, KMS, OUTBOUND, EVENTS], sign_in true;
     /// `functions/consent`.
     Consent => handlers::consent::handle, [STORE, KMS, OUTBOUND], sign_in true;
     /// `functions/account`: signs the browser in through the login provider, lists and revokes grants.
@@ -247,13 +261,13 @@ endpoints! {
     /// `functions/session-status`.
     SessionStatus => handlers::sessions::status, [STORE];
     /// `functions/session-confirm`: moves the parked (already sealed) connection; no KMS.
-    SessionConfirm => handlers::sessions::confirm, [STORE];
+    SessionConfirm => handlers::sessions::confirm, [STORE, EVENTS];
     /// `functions/identity-callback`: exchanges the provider's code, seals its tokens.
-    IdentityCallback => handlers::identity_callback::handle, [STORE, KMS, OUTBOUND];
+    IdentityCallback => handlers::identity_callback::handle, [STORE, KMS, OUTBOUND, EVENTS];
     /// `functions/connections`.
-    Connections => handlers::connections::handle, [STORE, KMS, OUTBOUND];
+    Connections => handlers::connections::handle, [STORE, KMS, OUTBOUND, EVENTS];
     /// `functions/proxy`: opens the held token, calls the provider, refreshes.
-    Proxy => handlers::proxy::handle, [STORE, KMS, OUTBOUND];
+    Proxy => handlers::proxy::handle, [STORE, KMS, OUTBOUND, EVENTS];
     /// `functions/tool-create`: discovers the MCP server's authorization server.
     ToolCreate => handlers::tools::create, [STORE, KMS, OUTBOUND];
     /// `functions/tool`.
@@ -263,9 +277,11 @@ endpoints! {
     /// `functions/tool-initiate`.
     ToolInitiate => handlers::tool_oauth::initiate, [STORE, KMS, OUTBOUND];
     /// `functions/tool-complete`.
-    ToolComplete => handlers::tool_oauth::complete, [STORE, KMS, OUTBOUND];
+    ToolComplete => handlers::tool_oauth::complete, [STORE, KMS, OUTBOUND, EVENTS];
     /// `functions/tool-mcp`: opens the held token, forwards, refreshes.
-    ToolMcp => handlers::tool_mcp::handle, [STORE, KMS, OUTBOUND];
+    ToolMcp => handlers::tool_mcp::handle, [STORE, KMS, OUTBOUND, EVENTS];
+    /// `functions/webhooks`: seals each new webhook's signing secret; resolves its URL's host.
+    Webhooks => handlers::webhooks::handle, [STORE, KMS];
 }
 
 /// The front door, `GET /`: mounted by `latchkey serve` only (no Lambda, no `template.yaml` route).

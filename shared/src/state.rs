@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::config::Region;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::{KeyWrapper, Keyring, KmsWrapper, LocalWrapper};
+use crate::events::{Events, Sink};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub upstream: Outbound,
     /// The login provider's discovery document, fetched once per container.
     pub login_metadata: tokio::sync::OnceCell<crate::domain::authz::ProviderMetadata>,
+    /// Where noticed events go (an SQS queue, `serve`'s in-process queue, or nowhere).
+    pub events: Events,
 }
 
 /// A startup failure (only these are `Err` to the Lambda runtime).
@@ -63,7 +66,14 @@ impl AppState {
             http: Outbound::new(outbound_client),
             upstream: Outbound::new(move || crate::net::guarded_client(allow_loopback)),
             login_metadata: tokio::sync::OnceCell::new(),
+            events: Events::off(),
         }
+    }
+
+    /// The same state sending its events to `events`.
+    pub fn with_events(mut self, events: Events) -> AppState {
+        self.events = events;
+        self
     }
 
     /// The Lambda cold start of one function: like `from_env`, but builds only what `N` says the
@@ -81,7 +91,8 @@ impl AppState {
         // Boxed: an awaited future is a state of this one, and the compiler keeps every state's code
         // (and so the AWS SDK's) even when a constant `N` never reaches it; a boxed one is only linked
         // where this branch survives.
-        let sdk = if N::STORE || (N::KMS && config.kms_key_id.is_some()) || secret_param.is_some() {
+        let events_wanted = N::EVENTS && config.events_queue_url.is_some();
+        let sdk = if N::STORE || (N::KMS && config.kms_key_id.is_some()) || secret_param.is_some() || events_wanted {
             let load: std::pin::Pin<Box<dyn std::future::Future<Output = SdkConfig> + Send>> =
                 Box::pin(aws_config::load_defaults(BehaviorVersion::latest()));
             Some(Arc::new(load.await))
@@ -127,6 +138,19 @@ impl AppState {
         } else {
             (Outbound::absent(), Outbound::absent())
         };
+        let events = if events_wanted {
+            let sink = Sink::Sqs {
+                client: at(&config.sqs_endpoint).sqs(),
+                queue_url: config.events_queue_url.clone().unwrap_or_default(),
+            };
+            let bus = match (&config.event_bus, N::DELIVERS) {
+                (Some(bus), true) => Some((at(&config.eventbridge_endpoint).eventbridge(), bus.clone())),
+                _ => None,
+            };
+            Events::new(sink, bus)
+        } else {
+            Events::off()
+        };
         Ok(AppState {
             config,
             store,
@@ -136,6 +160,7 @@ impl AppState {
             http,
             upstream,
             login_metadata: tokio::sync::OnceCell::new(),
+            events,
         })
     }
 
@@ -156,6 +181,10 @@ pub trait Needs {
     const KMS: bool = false;
     /// Outbound HTTP clients (sign-in provider, providers, MCP servers).
     const OUTBOUND: bool = false;
+    /// An SQS client for the events it notices (`LATCHKEY_EVENTS_QUEUE_URL`).
+    const EVENTS: bool = false;
+    /// Delivers events: also an EventBridge client when `LATCHKEY_EVENT_BUS` is set.
+    const DELIVERS: bool = false;
 }
 
 /// Every client: a process serving every endpoint.
@@ -165,6 +194,8 @@ impl Needs for Everything {
     const STORE: bool = true;
     const KMS: bool = true;
     const OUTBOUND: bool = true;
+    const EVENTS: bool = true;
+    const DELIVERS: bool = true;
 }
 
 /// A part of the state a function may be built without (`Needs`). Dereferences to the part; doing so
@@ -320,6 +351,53 @@ impl Aws {
                 .build(),
         };
         aws_sdk_kms::Client::from_conf(conf)
+    }
+}
+
+impl Aws {
+    /// An SQS client (events), with a short operation timeout: an event send must not hold up the
+    /// request that noticed it (a failed send goes to the outbox).
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .operation_timeout(std::time::Duration::from_secs(3))
+            .build();
+        let conf = match self {
+            Aws::Chain { sdk, endpoint } => {
+                let mut conf = aws_sdk_sqs::config::Builder::from(sdk.as_ref()).timeout_config(timeouts);
+                if let Some(ep) = endpoint {
+                    conf = conf.endpoint_url(ep);
+                }
+                conf.build()
+            }
+            Aws::Local { endpoint } => aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new(LOCAL_REGION))
+                .credentials_provider(local_credentials())
+                .endpoint_url(endpoint)
+                .timeout_config(timeouts)
+                .build(),
+        };
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    /// An EventBridge client (the operator's bus).
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        let conf = match self {
+            Aws::Chain { sdk, endpoint } => {
+                let mut conf = aws_sdk_eventbridge::config::Builder::from(sdk.as_ref());
+                if let Some(ep) = endpoint {
+                    conf = conf.endpoint_url(ep);
+                }
+                conf.build()
+            }
+            Aws::Local { endpoint } => aws_sdk_eventbridge::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(aws_sdk_eventbridge::config::Region::new(LOCAL_REGION))
+                .credentials_provider(local_credentials())
+                .endpoint_url(endpoint)
+                .build(),
+        };
+        aws_sdk_eventbridge::Client::from_conf(conf)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod redirect;
 pub mod resource;
 pub mod scope;
 pub mod tool;
+pub mod webhook;
 
 /// A status stored as a string attribute: [`Status::as_str`] writes it, [`Status::parse`] reads it back.
 pub trait Status: Copy + Sized {

@@ -144,6 +144,13 @@ async fn delete(
         return Err(vault::not_connected(&provider_name));
     }
     tracing::info!(project = %key.project_id, provider = %provider_name, revoked, "vault: connection deleted");
+    let event = crate::domain::webhook::Event::new(
+        crate::domain::webhook::EventType::ConnectionDeleted,
+        &key.project_id,
+        now,
+        &[("user_id", &user_id), ("provider", &provider_name)],
+    );
+    state.events.emit(&state.store, event, now).await;
     Ok(response::json(
         StatusCode::OK,
         &json!({"deleted": true, "provider": provider_name, "revoked_upstream": revoked}),

@@ -11,7 +11,8 @@ use lambda_http::{Body, Request, Response};
 
 use crate::crypto::secret;
 use crate::domain::auth_session::{VaultState, CONFIRM_TTL};
-use crate::domain::connection::Connection;
+use crate::domain::connection::{Connection, ConnectionStatus};
+use crate::domain::webhook::{Event, EventType};
 use crate::domain::context::{connection_context, vault_state_context};
 use crate::error::VaultError;
 use crate::http::{html, request};
@@ -102,6 +103,7 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
             return failed();
         }
         tracing::info!(provider = %st.provider, %code, "vault callback: the provider returned an error");
+        emit_session_failed(state, &st, &code, now).await;
         if let Some(ret) = &st.return_url {
             return back_to_app(ret, &[("session_id", &st.session_id), ("error", &code)]);
         }
@@ -139,6 +141,7 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
             if let Err(e) = state.store.fail_session(&st.session_id, code, &message).await {
                 tracing::error!(error = %e, "vault callback: recording a failure failed");
             }
+            emit_session_failed(state, &st, code, now).await;
             if let Some(ret) = &st.return_url {
                 return back_to_app(ret, &[("session_id", &st.session_id), ("error", code)]);
             }
@@ -151,6 +154,22 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
             )
         }
     }
+}
+
+/// `session.failed`: the user denied, or the provider (or the exchange) failed, at the callback.
+async fn emit_session_failed(state: &AppState, st: &VaultState, reason: &str, now: i64) {
+    let event = Event::new(
+        EventType::SessionFailed,
+        &st.project_id,
+        now,
+        &[
+            ("user_id", &st.user_id),
+            ("provider", &st.provider),
+            ("session_id", &st.session_id),
+            ("reason", reason),
+        ],
+    );
+    state.events.emit(&state.store, event, now).await;
 }
 
 /// How a callback ended well.
@@ -176,10 +195,14 @@ async fn complete(
             format!("latchkey could not complete the connection ({what})"),
         )
     };
-    let item = state
+    // The provider, and the connection this one replaces (a failed one recovering is an event).
+    let items = state
         .store
-        .get(
-            &crate::store::providers::provider_key(&st.project_id, &st.provider),
+        .get_many(
+            &[
+                crate::store::providers::provider_key(&st.project_id, &st.provider),
+                crate::store::connections::connection_key(&st.project_id, &st.user_id, &st.provider),
+            ],
             now,
         )
         .await
@@ -187,7 +210,11 @@ async fn complete(
             tracing::error!(error = %e, "vault callback: reading the provider failed");
             internal("store")
         })?;
-    let provider = vault::resolve_provider(state, &st.project_id, &st.provider, item.as_ref())
+    let was_failed = items[1]
+        .as_ref()
+        .and_then(|i| i.s("status"))
+        .is_some_and(|s| s != ConnectionStatus::Active.as_str());
+    let provider = vault::resolve_provider(state, &st.project_id, &st.provider, items[0].as_ref())
         .map_err(|e: VaultError| ("provider_not_configured", e.message))?;
     let client = provider.token_client();
     let creds = vault::credentials(state, &client)
@@ -283,6 +310,7 @@ async fn complete(
                 &conn,
                 &secret::hash(&connect_token),
                 now + CONFIRM_TTL,
+                was_failed,
                 now,
             )
             .await
@@ -311,5 +339,6 @@ async fn complete(
         return Err(("expired", "the session expired before the sign-in finished".into()));
     }
     tracing::info!(project = %st.project_id, provider = %st.provider, "vault callback: connected");
+    vault::emit_connected(state, &st.project_id, &st.user_id, &st.provider, was_failed, now).await;
     Ok(Completed::Connected(provider.spec.display_name.clone()))
 }

@@ -20,6 +20,7 @@ pub mod token;
 pub mod tool_mcp;
 pub mod tool_oauth;
 pub mod tools;
+pub mod webhooks;
 
 use http::StatusCode;
 use lambda_http::{Body, Response};

@@ -396,6 +396,8 @@ async fn confirm_session(state: &AppState, req: &Request) -> Result<Response<Bod
         return Err(conflict("this session was confirmed or expired meanwhile"));
     }
     tracing::info!(project = %key.project_id, provider = %session.provider, "vault: connection confirmed");
+    let recovers = item.s("pending_recovers") == Some("true");
+    vault::emit_connected(state, &key.project_id, &conn.user_id, &conn.provider, recovers, now).await;
     let session = VaultSession {
         status: SessionStatus::Complete,
         confirm_by: None,

@@ -210,9 +210,11 @@ impl Store {
         conn: &Connection,
         connect_hash: &str,
         confirm_by: i64,
+        recovers: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut set = vec![
+            "pending_recovers = :recovers",
             "#status = :awaiting",
             "pending_tokens = :tokens",
             "pending_scopes = :scopes",
@@ -227,6 +229,7 @@ impl Store {
             (":hash", s(connect_hash)),
             (":by", n(confirm_by)),
             (":now", n(now)),
+            (":recovers", s(if recovers { "true" } else { "false" })),
         ];
         for (expr, placeholder, value) in [
             ("pending_expires_at = :exp", ":exp", conn.expires_at.map(n)),
@@ -285,7 +288,7 @@ impl Store {
             .set_key(Some(session_key(session_id).to_map()))
             .update_expression(
                 "SET #status = :complete REMOVE pending_tokens, pending_scopes, pending_expires_at, \
-                 pending_account_id, pending_email, pending_api_base_url, connect_hash",
+                 pending_account_id, pending_email, pending_api_base_url, pending_recovers, connect_hash",
             )
             .condition_expression("#status = :awaiting AND connect_hash = :hash AND confirm_by > :now")
             .expression_attribute_names("#status", "status")

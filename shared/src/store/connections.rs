@@ -145,6 +145,8 @@ impl Store {
             "updated_at = :now",
             "created_at = if_not_exists(created_at, :now)",
             "version = if_not_exists(version, :zero) + :one",
+            "health = :health",
+            "due = :due",
         ];
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":conn_type".to_string(), s(u.kind)),
@@ -163,6 +165,10 @@ impl Store {
             (":zero".to_string(), n(0)),
             (":one".to_string(), n(1)),
         ]);
+        values.extend(
+            super::webhooks::health_values(u.expires_at, now)
+                .map(|(k, v)| (k.to_string(), v)),
+        );
         let mut remove = vec!["refresh_lock", "refresh_owner"];
         for (attr, assign, placeholder, value) in [
             ("account_id", "account_id = :account", ":account", u.account_id),
@@ -323,7 +329,13 @@ impl Store {
         scopes: Option<&[String]>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut set = vec!["tokens = :t", "version = version + :one", "updated_at = :now"];
+        let mut set = vec![
+            "tokens = :t",
+            "version = version + :one",
+            "updated_at = :now",
+            "health = :health",
+            "due = :due",
+        ];
         let mut values = vec![
             (
                 ":t",
@@ -333,6 +345,7 @@ impl Store {
             (":now", n(now)),
             (":owner", s(owner)),
         ];
+        values.extend(super::webhooks::health_values(expires_at, now));
         let mut remove = vec!["refresh_lock", "refresh_owner"];
         match expires_at {
             Some(e) => {
@@ -362,7 +375,7 @@ impl Store {
         self.update_held(
             key,
             version,
-            "SET #status = :reauth, version = version + :one, updated_at = :now REMOVE refresh_lock, refresh_owner",
+            "SET #status = :reauth, version = version + :one, updated_at = :now REMOVE refresh_lock, refresh_owner, health, due",
             "version = :v AND refresh_owner = :owner",
             vec![
                 (":reauth", s(ConnectionStatus::ReauthorizationRequired.as_str())),

@@ -24,6 +24,7 @@ pub mod resource_servers;
 pub mod table;
 pub mod tools;
 pub mod transact;
+pub mod webhooks;
 
 use std::collections::HashMap;
 

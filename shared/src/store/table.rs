@@ -1,35 +1,26 @@
-//! Creating the table (pk/sk strings, on-demand, TTL on `ttl`): `latchkey table create` and the
+//! Creating the table (pk/sk strings, on-demand, TTL on `ttl`, the sparse `health` index): `latchkey table create` and the
 //! embedded default use this; in AWS the SAM template creates it.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
+use super::webhooks::HEALTH_INDEX;
 use super::{StoreError, TTL_ATTR};
 
 /// Create the table if it does not exist, wait until it is active, and turn TTL on.
 /// Returns `true` if it created the table.
 pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     let svc = |op: &str, e: String| StoreError::Service(format!("{op}: {e}"));
-    let exists = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map(|out| out.table.is_some())
-        .unwrap_or(false);
-    if exists {
-        enable_ttl(client, table).await?;
-        return Ok(false);
-    }
-    let attr = |n: &str| {
+    let attr = |n: &str, t: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(t)
             .build()
             .map_err(|e| svc("CreateTable", e.to_string()))
     };
@@ -40,13 +31,69 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
             .build()
             .map_err(|e| svc("CreateTable", e.to_string()))
     };
+    let health_index = || -> Result<GlobalSecondaryIndex, StoreError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(HEALTH_INDEX)
+            .key_schema(key("health", KeyType::Hash)?)
+            .key_schema(key("due", KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| svc("CreateTable", e.to_string()))
+    };
+    let existing = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .ok()
+        .and_then(|out| out.table);
+    if let Some(t) = existing {
+        let has_health = t
+            .global_secondary_indexes()
+            .iter()
+            .any(|g| g.index_name() == Some(HEALTH_INDEX));
+        if !has_health {
+            // A table from before the health index (a `serve` data dir): add it.
+            client
+                .update_table()
+                .table_name(table)
+                .attribute_definitions(attr("health", ScalarAttributeType::S)?)
+                .attribute_definitions(attr("due", ScalarAttributeType::N)?)
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder()
+                        .create(
+                            CreateGlobalSecondaryIndexAction::builder()
+                                .index_name(HEALTH_INDEX)
+                                .key_schema(key("health", KeyType::Hash)?)
+                                .key_schema(key("due", KeyType::Range)?)
+                                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                                .build()
+                                .map_err(|e| svc("UpdateTable", e.to_string()))?,
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| {
+                    svc(
+                        "UpdateTable",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                    )
+                })?;
+        }
+        enable_ttl(client, table).await?;
+        return Ok(false);
+    }
     client
         .create_table()
         .table_name(table)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("health", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("due", ScalarAttributeType::N)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(health_index()?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await

@@ -319,6 +319,13 @@ pub async fn complete(
         .await
         .map_err(|e| store_error("storing tool tokens", e))?;
     tracing::info!(tool = %tool_id, "tools: OAuth completed");
+    let event = crate::domain::webhook::Event::new(
+        crate::domain::webhook::EventType::ToolConnected,
+        &key.project_id,
+        now,
+        &[("tool_id", tool_id)],
+    );
+    state.events.emit(&state.store, event, now).await;
     Ok(())
 }
 

@@ -346,6 +346,25 @@ pub fn path_segment(raw: &str) -> Result<String, VaultError> {
         })
 }
 
+/// `connection.created`, and `connection.recovered` when the connection it replaces had failed.
+pub async fn emit_connected(
+    state: &AppState,
+    project_id: &str,
+    user_id: &str,
+    provider: &str,
+    was_failed: bool,
+    now: i64,
+) {
+    use crate::domain::webhook::{Event, EventType};
+    let data = [("user_id", user_id), ("provider", provider)];
+    let created = Event::new(EventType::ConnectionCreated, project_id, now, &data);
+    state.events.emit(&state.store, created, now).await;
+    if was_failed {
+        let recovered = Event::new(EventType::ConnectionRecovered, project_id, now, &data);
+        state.events.emit(&state.store, recovered, now).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

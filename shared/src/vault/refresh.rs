@@ -12,6 +12,7 @@ use super::token_client::TokenClient;
 use super::upstream::{self, UpstreamError};
 use super::{credentials, open_tokens, seal_tokens, store_error, Tokens};
 use crate::crypto::EncryptionContext;
+use crate::domain::webhook::{Event, EventType};
 use crate::domain::connection::{Connection, ConnectionStatus, HeldTokens};
 use crate::domain::tool::{ToolTokens, TOOL_TOKENS_PROVIDER};
 use crate::error::VaultError;
@@ -41,6 +42,35 @@ pub struct Holder {
     pub key: Key,
     pub context: EncryptionContext,
     pub provider: String,
+    /// Whose they are, as events name it.
+    pub subject: Subject,
+}
+
+/// Who holds tokens, as an event names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Connection { project_id: String, user_id: String },
+    Tool { project_id: String, tool_id: String },
+}
+
+impl Holder {
+    /// The event a provider's refusal to refresh these tokens is.
+    pub fn refused_event(&self, reason: &str, now: i64) -> Event {
+        match &self.subject {
+            Subject::Connection { project_id, user_id } => Event::new(
+                EventType::ConnectionRefreshFailed,
+                project_id,
+                now,
+                &[("user_id", user_id), ("provider", &self.provider), ("reason", reason)],
+            ),
+            Subject::Tool { project_id, tool_id } => Event::new(
+                EventType::ToolReauthorizationRequired,
+                project_id,
+                now,
+                &[("tool_id", tool_id), ("reason", reason)],
+            ),
+        }
+    }
 }
 
 impl Holder {
@@ -50,6 +80,10 @@ impl Holder {
             key: connections::key_of(conn),
             context: conn.context(),
             provider: conn.provider.clone(),
+            subject: Subject::Connection {
+                project_id: conn.project_id.clone(),
+                user_id: conn.user_id.clone(),
+            },
         }
     }
 
@@ -59,6 +93,10 @@ impl Holder {
             key: tool_tokens_key(&tokens.tool_id),
             context: tokens.context(),
             provider: TOOL_TOKENS_PROVIDER.to_string(),
+            subject: Subject::Tool {
+                project_id: tokens.project_id.clone(),
+                tool_id: tokens.tool_id.clone(),
+            },
         }
     }
 }
@@ -178,11 +216,16 @@ pub async fn refresh(
                 }
                 Err(UpstreamError::Rejected { code, status }) if DEAD_REFRESH_CODES.contains(&code.as_str()) => {
                     tracing::info!(provider, %code, status, "vault: the provider refused the refresh token");
-                    state
+                    let marked = state
                         .store
                         .mark_reauthorization_required(&holder.key, held.version, &owner, now)
                         .await
                         .map_err(|e| store_error("marking a connection", e))?;
+                    if marked {
+                        // Once per failure: only the lease holder that marked it tells anyone.
+                        let event = holder.refused_event(&code, now);
+                        state.events.emit(&state.store, event, now).await;
+                    }
                     Err(reauthorization_required(provider))
                 }
                 Err(e) => {

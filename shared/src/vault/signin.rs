@@ -75,7 +75,10 @@ pub async fn keep_as_connection(state: &AppState, tokens: &SignInTokens<'_>, sub
         )
     };
     match state.store.put_connection(&conn, now).await {
-        Ok(()) => tracing::info!(provider, "login: sign-in tokens kept as the user's vault connection"),
+        Ok(()) => {
+            tracing::info!(provider, "login: sign-in tokens kept as the user's vault connection");
+            super::emit_connected(state, project, sub, provider, false, now).await;
+        }
         Err(e) => tracing::error!(error = %e, "login: storing the vault connection failed"),
     }
 }

@@ -1,0 +1,143 @@
+//! Proactive health: refresh held tokens (users' connections, tools' tokens) before anyone needs
+//! them — those whose access token expires within the next interval, and those not refreshed for a
+//! day (refresh tokens that idle die at some providers). A provider that refuses the refresh marks
+//! the tokens `reauthorization_required` and emits `connection.refresh_failed` (or
+//! `tool.reauthorization_required`), through the same single-flight refresh as the proxy (its lease
+//! keeps the two from refreshing twice).
+//!
+//! Runs in `functions/health` (EventBridge Scheduler, hourly by default) and on a timer in
+//! `latchkey serve`. Budget: one Query page of the sparse `health` index per batch, never a scan.
+
+use crate::domain::connection::{Connection, ConnectionStatus, HeldTokens};
+use crate::domain::tool::{ToolRecord, ToolTokens};
+use crate::domain::webhook::IDLE_REFRESH;
+use crate::state::AppState;
+use crate::store::connections::CONN_PREFIX;
+use crate::store::keys::Key;
+use crate::store::{FromItem, Item};
+use crate::vault::refresh::{self, Holder};
+use crate::vault::token_client::TokenClient;
+
+/// Holders looked at per run (one Query page).
+pub const BATCH: i32 = 25;
+
+/// What one run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Holders the index named.
+    pub due: usize,
+    pub refreshed: usize,
+    /// Refused by their provider: now `reauthorization_required`, an event emitted.
+    pub refused: usize,
+    /// Failed for another reason (provider unreachable, not configured): looked at again next run.
+    pub failed: usize,
+    /// Nothing to refresh with (no refresh token): looked at again in a day.
+    pub skipped: usize,
+}
+
+/// One run: every holder due by now + the interval, one page.
+pub async fn run(state: &AppState) -> Result<Report, crate::store::StoreError> {
+    let now = state.clock.now();
+    let horizon = now + state.config.health_interval_seconds.max(60);
+    let items = state.store.due_tokens(horizon, BATCH).await?;
+    let mut report = Report {
+        due: items.len(),
+        ..Report::default()
+    };
+    for item in items {
+        match check(state, &item, now).await {
+            Outcome::Refreshed => report.refreshed += 1,
+            Outcome::Refused => report.refused += 1,
+            Outcome::Failed => report.failed += 1,
+            Outcome::Skipped => report.skipped += 1,
+        }
+    }
+    tracing::info!(
+        due = report.due,
+        refreshed = report.refreshed,
+        refused = report.refused,
+        failed = report.failed,
+        skipped = report.skipped,
+        "health: run finished"
+    );
+    Ok(report)
+}
+
+enum Outcome {
+    Refreshed,
+    Refused,
+    Failed,
+    Skipped,
+}
+
+/// The holder an index entry names, with its token client.
+async fn holder_of(state: &AppState, item: &Item, now: i64) -> Option<(Holder, HeldTokens, TokenClient)> {
+    let pk = item.s("pk")?;
+    if pk.starts_with(CONN_PREFIX) {
+        let conn = Connection::from_item(item).ok()?;
+        let provider_item = state
+            .store
+            .get(&crate::store::providers::provider_key(&conn.project_id, &conn.provider), now)
+            .await
+            .ok()?;
+        let provider =
+            crate::vault::resolve_provider(state, &conn.project_id, &conn.provider, provider_item.as_ref()).ok()?;
+        Some((Holder::connection(&conn), conn.held(), provider.token_client()))
+    } else {
+        let tokens = ToolTokens::from_item(item).ok()?;
+        let tool = state
+            .store
+            .get(&crate::store::tools::tool_key(&tokens.tool_id), now)
+            .await
+            .ok()??;
+        let tool = ToolRecord::from_item(&tool).ok()?;
+        Some((Holder::tool(&tokens), tokens.held(), crate::tools::token_client(&tool)))
+    }
+}
+
+async fn check(state: &AppState, item: &Item, now: i64) -> Outcome {
+    let key = match (item.s("pk"), item.s("sk")) {
+        (Some(pk), Some(sk)) => Key {
+            pk: pk.to_string(),
+            sk: sk.to_string(),
+        },
+        _ => return Outcome::Failed,
+    };
+    let version = item.n("version").unwrap_or(0);
+    let later = |due: i64| {
+        let key = key.clone();
+        async move {
+            if let Err(e) = state.store.push_due(&key, version, due).await {
+                tracing::warn!(error = %e, "health: moving a check failed");
+            }
+        }
+    };
+    let Some((holder, held, client)) = holder_of(state, item, now).await else {
+        // Its provider or tool is gone or misconfigured: look again next run, not every minute.
+        later(now + state.config.health_interval_seconds.max(60)).await;
+        return Outcome::Failed;
+    };
+    if held.status != ConnectionStatus::Active {
+        return Outcome::Skipped;
+    }
+    let tokens = match crate::vault::open_tokens(state, &holder.context, &held.sealed_tokens).await {
+        Ok(t) => t,
+        Err(_) => {
+            later(now + state.config.health_interval_seconds.max(60)).await;
+            return Outcome::Failed;
+        }
+    };
+    if tokens.refresh_token.is_none() {
+        later(now + IDLE_REFRESH).await;
+        return Outcome::Skipped;
+    }
+    match refresh::refresh(state, &client, &holder, &held, &tokens).await {
+        Ok(_) => Outcome::Refreshed,
+        Err(e) if e.code == "reauthorization_required" => Outcome::Refused,
+        Err(e) => {
+            tracing::info!(provider = %holder.provider, code = e.code, "health: a refresh failed; retrying next run");
+            later(now + state.config.health_interval_seconds.max(60)).await;
+            Outcome::Failed
+        }
+    }
+}
