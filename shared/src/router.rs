@@ -284,6 +284,10 @@ endpoints! {
     Webhooks => handlers::webhooks::handle, [STORE, KMS];
 }
 
+/// The functions API Gateway does not call: `webhook-deliver` (the events queue and its schedule)
+/// and `health` (its schedule). Their entry points are `lambda::run_deliver` and `lambda::run_health`.
+pub const BACKGROUND: [&str; 2] = ["webhook-deliver", "health"];
+
 /// The front door, `GET /`: mounted by `latchkey serve` only (no Lambda, no `template.yaml` route).
 pub const FRONT_DOOR: &str = "/";
 

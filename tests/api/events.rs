@@ -57,6 +57,19 @@ const EXPECTED: &[(&str, u16)] = &[
     // FastAPI-style validation before anything else: code is a number, state is missing.
     ("tool-complete-missing-state.json", 422),
     ("tool-mcp.json", 401),
+    // The webhook events' project key is unknown to the fresh store.
+    ("webhooks.json", 401),
+    ("webhooks-list.json", 401),
+    ("webhooks-show.json", 401),
+    ("webhooks-delete.json", 401),
+];
+
+/// The sample events of the functions that API Gateway does not call (`router::BACKGROUND`), run
+/// by `background_events_run_through_their_invocations`.
+const BACKGROUND_EVENTS: &[&str] = &[
+    "webhook-deliver-sqs.json",
+    "webhook-deliver-schedule.json",
+    "health-schedule.json",
 ];
 
 /// The function an event file belongs to: `<function>.json` or `<function>-<case>.json` (the
@@ -76,7 +89,7 @@ async fn every_event_parses_and_runs_through_its_handler() {
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(events_dir()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        if !name.ends_with(".json") {
+        if !name.ends_with(".json") || BACKGROUND_EVENTS.contains(&name.as_str()) {
             continue;
         }
         let expected = EXPECTED
@@ -138,6 +151,8 @@ async fn vault_events_run_with_a_known_api_key() {
         ("connections.json", 200, ""),
         ("connections-delete.json", 404, "not_connected"),
         ("proxy.json", 409, "provider_not_configured"),
+        ("webhooks-show.json", 404, "not_found"),
+        ("webhooks-delete.json", 404, "not_found"),
     ] {
         let text = std::fs::read_to_string(events_dir().join(file)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap();
@@ -180,4 +195,34 @@ async fn tool_events_run_with_a_known_project_key() {
         let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
         assert_eq!(body, serde_json::json!({"detail": "Tool not found"}), "{file}");
     }
+}
+
+/// The queue's and the schedules' sample events run through the invocations `functions/webhook-deliver`
+/// and `functions/health` make: the SQS batch's event names a project with no webhooks (delivered to
+/// no one, nothing to redeliver), the outbox is empty, the health index names nothing.
+#[tokio::test]
+async fn background_events_run_through_their_invocations() {
+    let app = common::TestApp::start().await;
+    let state = &app.server.state;
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join(f)).unwrap()).unwrap()
+    };
+    let out = latchkey::lambda::deliver_invocation(state, &read("webhook-deliver-sqs.json")).await;
+    assert_eq!(out, serde_json::json!({"batchItemFailures": []}));
+    let out = latchkey::lambda::deliver_invocation(state, &read("webhook-deliver-schedule.json")).await;
+    assert_eq!(out, serde_json::json!({"outbox_moved": 0}));
+    let _ = read("health-schedule.json");
+    let out = latchkey::lambda::health_invocation(state).await;
+    assert_eq!(
+        out,
+        serde_json::json!({"due": 0, "refreshed": 0, "refused": 0, "failed": 0, "skipped": 0})
+    );
+    for f in BACKGROUND_EVENTS {
+        assert!(events_dir().join(f).exists(), "events/{f}");
+    }
+    assert_eq!(
+        latchkey::router::BACKGROUND,
+        ["webhook-deliver", "health"],
+        "every background function has its sample events above"
+    );
 }

@@ -47,8 +47,22 @@ fn template_routes_match_the_router() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    let names: BTreeSet<String> = Route::ALL.iter().map(|r| r.function().to_string()).collect();
-    assert_eq!(dirs, names, "functions/ holds exactly one binary per route");
+    let names: BTreeSet<String> = Route::ALL
+        .iter()
+        .map(|r| r.function().to_string())
+        .chain(latchkey::router::BACKGROUND.iter().map(|f| f.to_string()))
+        .collect();
+    assert_eq!(
+        dirs, names,
+        "functions/ holds exactly one binary per route, and the background functions"
+    );
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    for f in latchkey::router::BACKGROUND {
+        assert!(
+            text.contains(&format!("CodeUri: functions/{f}\n")),
+            "template.yaml deploys functions/{f}"
+        );
+    }
 }
 
 /// One IAM policy statement of a function, as far as these tests look at it.
@@ -237,7 +251,7 @@ fn least_privilege_dynamodb_leading_keys_confine_anonymous_functions_to_their_pr
     assert_eq!(keys("tool-client-metadata"), set(&["TOOL#*"]).unwrap());
     assert_eq!(
         keys("callback"),
-        set(&["LOGIN#*", "AUTHREQ#*", "SESSION#*", "CONN#*"]).unwrap()
+        set(&["LOGIN#*", "AUTHREQ#*", "SESSION#*", "CONN#*", "OUTBOX"]).unwrap()
     );
     for f in ["register", "authorize", "callback", "consent"] {
         for vault in ["PROJECT#*", "APIKEY#*", "VSESSION#*", "VSTATE#*", "TOOL#*", "TSTATE#*"] {

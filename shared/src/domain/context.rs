@@ -10,6 +10,7 @@
 //! | auth session PKCE verifier | `kind=vault_state, state=<sha256(state)>` |
 //! | tool OAuth PKCE verifier | `kind=tool_state, state=<sha256(state)>` |
 //! | upstream sign-in PKCE verifier | `kind=login, state=<sha256(state)>` |
+//! | webhook signing secret | `kind=webhook, project, webhook` (`domain::webhook::secret_context`) |
 
 use crate::crypto::envelope::context;
 use crate::crypto::{secret, EncryptionContext};
