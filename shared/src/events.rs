@@ -167,7 +167,10 @@ impl Events {
                             error = %aws_sdk_sqs::error::DisplayErrorContext(e),
                             "events: the queue refused a message; writing it to the outbox"
                         );
-                        match store.put_outbox(&message.event.id, &body, now + i64::from(delay), now).await {
+                        match store
+                            .put_outbox(&message.event.id, &body, now + i64::from(delay), now)
+                            .await
+                        {
                             Ok(()) => true,
                             Err(e) => {
                                 tracing::error!(error = %e, event = %message.event.id, "events: the outbox write failed too; the event is lost");

@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::events::{Delayed, Events, Sink};
 use crate::crypto::LocalWrapper;
+use crate::events::{Delayed, Events, Sink};
 use crate::router;
 use crate::state::{AppState, Aws, Backends, BoxError, Key};
 use crate::store::table;

@@ -41,3 +41,4 @@ mod tools_reauthorization;
 mod ts_client;
 mod vault;
 mod vault_confirm;
+mod webhooks;

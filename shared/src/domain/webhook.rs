@@ -210,7 +210,11 @@ mod tests {
     fn events_parse_known_names_only() {
         assert_eq!(parse_events(None).unwrap(), EventType::ALL.to_vec());
         assert_eq!(parse_events(Some(&[])).unwrap(), EventType::ALL.to_vec());
-        let two = vec!["tool.connected".to_string(), "connection.created".into(), "tool.connected".into()];
+        let two = vec![
+            "tool.connected".to_string(),
+            "connection.created".into(),
+            "tool.connected".into(),
+        ];
         assert_eq!(
             parse_events(Some(&two)).unwrap(),
             vec![EventType::ConnectionCreated, EventType::ToolConnected]

@@ -109,9 +109,7 @@ pub async fn check_url(raw: &str, allow_loopback: bool) -> Result<url::Url, Vaul
         }
         // The guard resolves the name as a delivery would, and refuses it if any address is private.
         let resolver = crate::net::GuardedResolver { allow_loopback };
-        let name: reqwest::dns::Name = name
-            .parse()
-            .map_err(|_| bad("url has an invalid host"))?;
+        let name: reqwest::dns::Name = name.parse().map_err(|_| bad("url has an invalid host"))?;
         if let Err(e) = reqwest::dns::Resolve::resolve(&resolver, name).await {
             let why = match crate::net::refused_by_guard(e.as_ref()) {
                 Some(r) => format!("the url's address is not allowed: {r}"),

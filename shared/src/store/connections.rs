@@ -165,10 +165,7 @@ impl Store {
             (":zero".to_string(), n(0)),
             (":one".to_string(), n(1)),
         ]);
-        values.extend(
-            super::webhooks::health_values(u.expires_at, now)
-                .map(|(k, v)| (k.to_string(), v)),
-        );
+        values.extend(super::webhooks::health_values(u.expires_at, now).map(|(k, v)| (k.to_string(), v)));
         let mut remove = vec!["refresh_lock", "refresh_owner"];
         for (attr, assign, placeholder, value) in [
             ("account_id", "account_id = :account", ":account", u.account_id),

@@ -221,17 +221,17 @@ impl Store {
             .collect())
     }
 
-    /// Held tokens due for a health refresh by `upto`: one page of the `health` index, at most
-    /// `limit`, soonest first.
-    pub async fn due_tokens(&self, upto: i64, limit: i32) -> Result<Vec<Item>, StoreError> {
+    /// Held tokens due for a health refresh before `before` (the next run): one page of the
+    /// `health` index, at most `limit`, soonest first.
+    pub async fn due_tokens(&self, before: i64, limit: i32) -> Result<Vec<Item>, StoreError> {
         let out = self
             .client()
             .query()
             .table_name(self.table())
             .index_name(HEALTH_INDEX)
-            .key_condition_expression("health = :h AND due <= :upto")
+            .key_condition_expression("health = :h AND due < :before")
             .expression_attribute_values(":h", s(HEALTH_PARTITION))
-            .expression_attribute_values(":upto", n(upto))
+            .expression_attribute_values(":before", n(before))
             .limit(limit)
             .send()
             .await
@@ -277,7 +277,10 @@ pub fn next_due(expires_at: Option<i64>, now: i64, idle: i64) -> i64 {
 pub(super) fn health_values(expires_at: Option<i64>, now: i64) -> [(&'static str, AttributeValue); 2] {
     [
         (":health", s(HEALTH_PARTITION)),
-        (":due", n(next_due(expires_at, now, crate::domain::webhook::IDLE_REFRESH))),
+        (
+            ":due",
+            n(next_due(expires_at, now, crate::domain::webhook::IDLE_REFRESH)),
+        ),
     ]
 }
 

@@ -97,7 +97,10 @@ pub async fn post(state: &AppState, hook: &Webhook, msg_id: &str, body: &[u8]) -
         return Attempt::Failed("no keyring to open the signing secret".into());
     };
     let secret = match keyring
-        .decrypt(&webhook::secret_context(&hook.project_id, &hook.webhook_id), &hook.sealed_secret)
+        .decrypt(
+            &webhook::secret_context(&hook.project_id, &hook.webhook_id),
+            &hook.sealed_secret,
+        )
         .await
     {
         Ok(s) => s,
@@ -206,7 +209,12 @@ async fn send_now(state: &AppState, message: &Message) -> bool {
                 .await
                 .is_ok()
         }
-        None => state.events.enqueue(&state.store, message.clone(), 0, state.clock.now()).await,
+        None => {
+            state
+                .events
+                .enqueue(&state.store, message.clone(), 0, state.clock.now())
+                .await
+        }
     }
 }
 
@@ -215,7 +223,11 @@ async fn send_now(state: &AppState, message: &Message) -> bool {
 pub async fn handle_sqs_event(state: &AppState, event: &serde_json::Value) -> Vec<String> {
     let mut failed = Vec::new();
     for record in event.get("Records").and_then(|r| r.as_array()).into_iter().flatten() {
-        let id = record.get("messageId").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let id = record
+            .get("messageId")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
         let Some(body) = record.get("body").and_then(|v| v.as_str()) else {
             continue;
         };

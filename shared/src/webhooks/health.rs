@@ -35,10 +35,10 @@ pub struct Report {
     pub skipped: usize,
 }
 
-/// One run: every holder due by now + the interval, one page.
+/// One run: every holder due before the next run (now + the interval), one page.
 pub async fn run(state: &AppState) -> Result<Report, crate::store::StoreError> {
     let now = state.clock.now();
-    let horizon = now + state.config.health_interval_seconds.max(60);
+    let horizon = now + look_ahead(state);
     let items = state.store.due_tokens(horizon, BATCH).await?;
     let mut report = Report {
         due: items.len(),
@@ -63,6 +63,14 @@ pub async fn run(state: &AppState) -> Result<Report, crate::store::StoreError> {
     Ok(report)
 }
 
+/// How far a run looks ahead: the interval between runs (an hour when `serve`'s timer is off).
+fn look_ahead(state: &AppState) -> i64 {
+    match state.config.health_interval_seconds {
+        0 => 3600,
+        n => n.max(60),
+    }
+}
+
 enum Outcome {
     Refreshed,
     Refused,
@@ -77,7 +85,10 @@ async fn holder_of(state: &AppState, item: &Item, now: i64) -> Option<(Holder, H
         let conn = Connection::from_item(item).ok()?;
         let provider_item = state
             .store
-            .get(&crate::store::providers::provider_key(&conn.project_id, &conn.provider), now)
+            .get(
+                &crate::store::providers::provider_key(&conn.project_id, &conn.provider),
+                now,
+            )
             .await
             .ok()?;
         let provider =
@@ -114,7 +125,7 @@ async fn check(state: &AppState, item: &Item, now: i64) -> Outcome {
     };
     let Some((holder, held, client)) = holder_of(state, item, now).await else {
         // Its provider or tool is gone or misconfigured: look again next run, not every minute.
-        later(now + state.config.health_interval_seconds.max(60)).await;
+        later(now + look_ahead(state)).await;
         return Outcome::Failed;
     };
     if held.status != ConnectionStatus::Active {
@@ -123,7 +134,7 @@ async fn check(state: &AppState, item: &Item, now: i64) -> Outcome {
     let tokens = match crate::vault::open_tokens(state, &holder.context, &held.sealed_tokens).await {
         Ok(t) => t,
         Err(_) => {
-            later(now + state.config.health_interval_seconds.max(60)).await;
+            later(now + look_ahead(state)).await;
             return Outcome::Failed;
         }
     };
@@ -136,7 +147,7 @@ async fn check(state: &AppState, item: &Item, now: i64) -> Outcome {
         Err(e) if e.code == "reauthorization_required" => Outcome::Refused,
         Err(e) => {
             tracing::info!(provider = %holder.provider, code = e.code, "health: a refresh failed; retrying next run");
-            later(now + state.config.health_interval_seconds.max(60)).await;
+            later(now + look_ahead(state)).await;
             Outcome::Failed
         }
     }
