@@ -554,12 +554,15 @@ mod tests {
         let update = store.tool_tokens_upsert(&t, 50).unwrap();
         assert_eq!(
             update.update_expression(),
-            "SET #type = :conn_type, project_id = :project, provider = :provider, scopes = :scopes, #status = :active, tokens = :tokens, updated_at = :now, created_at = if_not_exists(created_at, :now), version = if_not_exists(version, :zero) + :one, expires_at = :exp REMOVE refresh_lock, refresh_owner, account_id, email, api_base_url"
+            "SET #type = :conn_type, project_id = :project, provider = :provider, scopes = :scopes, #status = :active, tokens = :tokens, updated_at = :now, created_at = if_not_exists(created_at, :now), version = if_not_exists(version, :zero) + :one, health = :health, due = :due, expires_at = :exp REMOVE refresh_lock, refresh_owner, account_id, email, api_base_url"
         );
         let values = update.expression_attribute_values().unwrap();
         assert_eq!(values[":conn_type"], s("tool_tokens"));
         assert_eq!(values[":provider"], s("mcp"));
         assert_eq!(values[":project"], s("prj_1"));
+        // In the health index while active, due when its access token expires.
+        assert_eq!(values[":health"], s("due"));
+        assert_eq!(values[":due"], super::super::n(100));
         assert_eq!(update.key()["pk"], s("TOOL#tl_1"));
         assert_eq!(update.key()["sk"], s("TOKENS"));
     }

@@ -53,9 +53,15 @@ pub async fn process(state: &AppState, msg: Message) -> Result<(), crate::store:
             return Ok(());
         }
     };
-    for hook in hooks.iter().filter(|h| h.hears(kind)) {
+    // Every webhook at once: a slow receiver holds up only its own delivery.
+    let attempts = futures_util::future::join_all(hooks.iter().filter(|h| h.hears(kind)).map(|hook| {
+        let (id, body) = (&msg.event.id, &body);
+        async move { (hook, post(state, hook, id, body).await) }
+    }))
+    .await;
+    for (hook, outcome) in attempts {
         let attempt = msg.attempt + 1;
-        match post(state, hook, &msg.event.id, &body).await {
+        match outcome {
             Attempt::Delivered => {
                 tracing::info!(webhook = %hook.webhook_id, event = %msg.event.id, attempt, "webhooks: delivered");
             }
@@ -221,24 +227,28 @@ async fn send_now(state: &AppState, message: &Message) -> bool {
 /// The body of an SQS-triggered invocation: each record's body is a [`Message`]. Returns the
 /// message ids that failed (for a partial batch response) so only they are redelivered.
 pub async fn handle_sqs_event(state: &AppState, event: &serde_json::Value) -> Vec<String> {
-    let mut failed = Vec::new();
-    for record in event.get("Records").and_then(|r| r.as_array()).into_iter().flatten() {
+    let records = event.get("Records").and_then(|r| r.as_array()).into_iter().flatten();
+    // The batch's messages at once (each waits at most the delivery timeout), so the batch ends
+    // within the function's timeout whatever the receivers do.
+    let outcomes = futures_util::future::join_all(records.map(|record| async move {
         let id = record
             .get("messageId")
             .and_then(|v| v.as_str())
             .unwrap_or("")
             .to_string();
-        let Some(body) = record.get("body").and_then(|v| v.as_str()) else {
-            continue;
-        };
+        let body = record.get("body").and_then(|v| v.as_str())?;
         let Ok(message) = serde_json::from_str::<Message>(body) else {
             tracing::warn!(message = %id, "webhooks: dropping a malformed queue message");
-            continue;
+            return None;
         };
-        if let Err(e) = process(state, message).await {
-            tracing::error!(error = %e, message = %id, "webhooks: processing a message failed; the queue will redeliver it");
-            failed.push(id);
+        match process(state, message).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, message = %id, "webhooks: processing a message failed; the queue will redeliver it");
+                Some(id)
+            }
         }
-    }
-    failed
+    }))
+    .await;
+    outcomes.into_iter().flatten().collect()
 }
