@@ -76,7 +76,21 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let LocalStore { backends, emulator } = open_store(opts.data_dir.as_deref(), &config).await?;
     // Events: an SQS queue when one is configured (as in AWS), else the in-process queue, drained
     // below by the same delivery code `functions/webhook-deliver` runs.
-    let (events, local_queue) = match &config.events_queue_url {
+    // The background work (deliveries, the health timer) runs on a state of its own over the same
+    // store, with its own call counters: as in AWS, where it is another function, the counts of a
+    // request never include what the deliverer does after it.
+    let background = Backends {
+        store: crate::store::Store::new(
+            Aws::Local {
+                endpoint: emulator.endpoint.clone(),
+            }
+            .dynamodb(&crate::metrics::Metrics::default()),
+            config.table.clone(),
+        ),
+        keyring: backends.keyring.clone(),
+        metrics: crate::metrics::Metrics::default(),
+    };
+    let (events, background_events, local_queue) = match &config.events_queue_url {
         Some(url) => {
             let aws = match &config.sqs_endpoint {
                 Some(endpoint) => Aws::Local {
@@ -96,22 +110,35 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
                 }
                 None => None,
             };
-            let sink = Sink::Sqs {
-                client: aws.sqs(),
+            let sqs = aws.sqs();
+            let sink = |client| Sink::Sqs {
+                client,
                 queue_url: url.clone(),
             };
-            (Events::new(sink, bus), None)
+            // Both may deliver (the tests run `webhook-deliver`'s invocation on the request side).
+            (
+                Events::new(sink(sqs.clone()), bus.clone()),
+                Events::new(sink(sqs), bus),
+                None,
+            )
         }
         None => {
-            let (events, rx) = Events::local();
-            (events, Some(rx))
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (
+                Events::new(Sink::Local(tx.clone()), None),
+                Events::new(Sink::Local(tx), None),
+                Some(rx),
+            )
         }
     };
     let health_interval = config.health_interval_seconds;
+    let mut deliverer = AppState::build(config.clone(), background).with_events(background_events);
     let state = Arc::new(AppState::build(config, backends).with_events(events));
-    let worker = local_queue.map(|rx| Task::spawn(|stopped| deliver_locally(Arc::clone(&state), rx, stopped)));
+    deliverer.clock = state.clock.clone(); // one clock: tests move both
+    let deliverer = Arc::new(deliverer);
+    let worker = local_queue.map(|rx| Task::spawn(|stopped| deliver_locally(Arc::clone(&deliverer), rx, stopped)));
     let health = (health_interval > 0)
-        .then(|| Task::spawn(|stopped| health_timer(Arc::clone(&state), health_interval, stopped)));
+        .then(|| Task::spawn(|stopped| health_timer(Arc::clone(&deliverer), health_interval, stopped)));
 
     let app = axum::Router::new().fallback(serve_one).with_state(Arc::clone(&state));
     let http = Task::spawn(|stopped| async move {

@@ -26,3 +26,22 @@ pub fn init_text() {
         .with_target(false)
         .try_init();
 }
+
+/// JSON lines into `writer` (a closure returning an `io::Write`), for a process that keeps its log
+/// itself: the tests read every line back to prove no token, code or secret is logged. Installs
+/// nothing if a logger is already installed; `true` if this one was.
+pub fn init_json_with<W>(writer: impl Fn() -> W + Send + Sync + 'static) -> bool
+where
+    W: std::io::Write,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(EnvFilter::new(
+            "info,dynoxide=error,dynoxide_rs=error,aws_smithy_runtime=error",
+        ))
+        .with_current_span(false)
+        .with_ansi(false)
+        .with_writer(writer)
+        .try_init()
+        .is_ok()
+}

@@ -192,6 +192,17 @@ fn least_privilege_kms_grants_are_conditioned_on_the_encryption_context_kind() {
     assert_eq!(generate("session-create"), set(&["vault_state"]));
     assert_eq!(decrypt("proxy"), set(&["connection", "provider_secret"]));
     assert_eq!(decrypt("tool-mcp"), set(&["tool_connection", "provider_secret"]));
+    // Issue 14: the webhooks API seals signing secrets and opens nothing; only the deliverer opens
+    // them; the health run opens and seals held tokens like the proxy.
+    assert_eq!(decrypt("webhooks"), set(&[]));
+    assert_eq!(generate("webhooks"), set(&["webhook"]));
+    assert_eq!(decrypt("webhook-deliver"), set(&["webhook"]));
+    assert_eq!(generate("webhook-deliver"), set(&[]));
+    assert_eq!(
+        decrypt("health"),
+        set(&["connection", "tool_connection", "provider_secret"])
+    );
+    assert_eq!(generate("health"), set(&["connection", "tool_connection"]));
     for f in [
         "register",
         "token",
@@ -442,4 +453,48 @@ fn registration_abuse_register_has_its_own_throttle_and_anonymous_functions_rese
     );
     assert_eq!(parameter_default(&text, "RegistrationUnusedTtl"), "86400");
     assert!(text.contains("LATCHKEY_REGISTRATION_UNUSED_TTL: !Ref RegistrationUnusedTtl"));
+}
+
+/// Issue 14: exactly the functions that notice events (their `router::Endpoint` needs `EVENTS`, and
+/// the two background functions) may send to the events queue, and each may write only the outbox
+/// besides what it already could.
+#[test]
+fn least_privilege_events_go_to_the_queue_only_from_the_functions_that_notice_them() {
+    let (policies, _) = template_policies();
+    let senders: BTreeSet<String> = policies
+        .iter()
+        .filter(|(_, sts)| sts.iter().any(|s| s.actions.iter().any(|a| a == "sqs:SendMessage")))
+        .map(|(f, _)| f.clone())
+        .collect();
+    let expected: BTreeSet<String> = [
+        "callback",
+        "identity-callback",
+        "session-confirm",
+        "connections",
+        "proxy",
+        "tool-complete",
+        "tool-mcp",
+        "webhook-deliver",
+        "health",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(senders, expected);
+    for f in &expected {
+        if f == "webhook-deliver" {
+            continue;
+        }
+        let outbox: Vec<&Statement> = policies[f].iter().filter(|s| s.sid == "EventOutbox").collect();
+        assert_eq!(outbox.len(), 1, "{f} has one outbox statement");
+        assert_eq!(outbox[0].actions, vec!["dynamodb:PutItem"], "{f}");
+        assert_eq!(outbox[0].leading_keys, vec!["OUTBOX"], "{f}");
+    }
+    // No function but webhook-deliver may put on the operator's bus.
+    let putters: Vec<&String> = policies
+        .iter()
+        .filter(|(_, sts)| sts.iter().any(|s| s.actions.iter().any(|a| a == "events:PutEvents")))
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(putters, vec!["webhook-deliver"]);
 }

@@ -661,8 +661,33 @@ async fn issue14_a_slow_receiver_never_holds_up_the_request_that_caused_the_even
     hold.notify_one();
 }
 
+/// Every log line this test binary writes (installed once, by the first test that asks).
+fn captured_log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    Arc::clone(LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let for_writer = Arc::clone(&buf);
+        assert!(
+            latchkey::telemetry::init_json_with(move || Sink(Arc::clone(&for_writer))),
+            "no other logger in the test binary"
+        );
+        buf
+    }))
+}
+
 #[tokio::test]
 async fn issue14_no_token_in_any_payload_or_log() {
+    let log = captured_log();
     let (app, fake, project) = setup_with(FAST).await;
     let rx = Receiver::start().await;
     create_hook(&app, &project, &rx.url, None).await;
@@ -684,6 +709,15 @@ async fn issue14_no_token_in_any_payload_or_log() {
         assert!(!text.contains(&project.api_key));
         assert!(!text.contains("whsec_"));
     }
+    // Nor in the log, which did record what happened.
+    let text = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
+    assert!(text.contains("webhooks: delivered"), "the log is captured");
+    assert!(text.contains("the provider refused the refresh token"));
+    for t in &issued {
+        assert!(!text.contains(t.as_str()), "a token in the log");
+    }
+    assert!(!text.contains(&project.api_key), "the API key in the log");
+    assert!(!text.contains("whsec_"), "a signing secret in the log");
     // Stored outbox/webhook items hold no token either (in serve nothing goes to the outbox).
     let dump = format!("{:?}", app.all_items().await.into_iter().filter(|i| {
         matches!(i.get("type"), Some(aws_sdk_dynamodb::types::AttributeValue::S(t)) if t == "webhook" || t == "outbox")
