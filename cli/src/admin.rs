@@ -69,7 +69,7 @@ impl Admin {
                     let config = Config::embedded(ADMIN_PUBLIC_URL, &[])?;
                     local::open_store(Some(&args.data_dir), &config).await
                 };
-                let LocalStore { backends, emulator } = opened
+                let LocalStore { backends, emulator, .. } = opened
                     .await
                     .map_err(|e| anyhow::anyhow!("opening the embedded store: {e}"))?;
                 Ok(Admin {

@@ -61,6 +61,10 @@ enum Command {
     },
 }
 
+/// mimalloc instead of glibc's malloc: the allocator was a fifth of `serve`'s CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     latchkey::telemetry::init_text();

@@ -18,7 +18,8 @@ use crate::crypto::LocalWrapper;
 use crate::events::{Delayed, Events, Sink};
 use crate::router;
 use crate::state::{AppState, Aws, Backends, BoxError, Key};
-use crate::store::table;
+use crate::store::embedded::InProcess;
+use crate::store::{table, Store};
 
 /// How to start the embedded server.
 #[derive(Clone, Debug)]
@@ -73,18 +74,19 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let addr = listener.local_addr()?;
     let public_url = opts.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let config = Config::embedded(&public_url, &opts.config)?;
-    let LocalStore { backends, emulator } = open_store(opts.data_dir.as_deref(), &config).await?;
+    let LocalStore {
+        backends,
+        emulator,
+        in_process,
+    } = open_store(opts.data_dir.as_deref(), &config).await?;
     // Events: an SQS queue when one is configured (as in AWS), else the in-process queue, drained
     // below by the same delivery code `functions/webhook-deliver` runs.
     // The background work (deliveries, the health timer) runs on a state of its own over the same
     // store, with its own call counters: as in AWS, where it is another function, the counts of a
     // request never include what the deliverer does after it.
     let background = Backends {
-        store: crate::store::Store::new(
-            Aws::Local {
-                endpoint: emulator.endpoint.clone(),
-            }
-            .dynamodb(&crate::metrics::Metrics::default()),
+        store: Store::new(
+            in_process.client(&crate::metrics::Metrics::default()),
             config.table.clone(),
         ),
         keyring: backends.keyring.clone(),
@@ -199,6 +201,8 @@ async fn health_timer(state: Arc<AppState>, interval: i64, stopped: Stopped) {
 pub struct LocalStore {
     pub backends: Backends,
     pub emulator: Emulator,
+    /// The database reached in process (more clients on it: `InProcess::client`).
+    pub in_process: InProcess,
 }
 
 impl LocalStore {
@@ -214,6 +218,9 @@ impl LocalStore {
 /// the local master key.
 pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<LocalStore, BoxError> {
     let (db, master) = open_data(data_dir)?;
+    // This process reaches the database in process; the emulator serves it on a loopback port for
+    // other processes (a function's bootstrap under `scripts/invoke`, `aws dynamodb` pointed at it).
+    let in_process = InProcess::new(db.clone());
     let emulator = Emulator::start(db).await?;
     let key = match &config.kms_key_id {
         Some(key_id) => Key::Kms {
@@ -230,9 +237,14 @@ pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<Loca
     let dynamodb = Aws::Local {
         endpoint: emulator.endpoint.clone(),
     };
-    let backends = Backends::open(&config.table, &dynamodb, Some(key));
+    let mut backends = Backends::open(&config.table, &dynamodb, Some(key));
+    backends.store = Store::new(in_process.client(&backends.metrics), config.table.clone());
     table::create_table(backends.store.client(), &config.table).await?;
-    Ok(LocalStore { backends, emulator })
+    Ok(LocalStore {
+        backends,
+        emulator,
+        in_process,
+    })
 }
 
 /// The database and master key of a data dir (`dir/latchkey.db`, `dir/master.key` or

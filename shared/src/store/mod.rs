@@ -14,6 +14,8 @@ pub mod auth_sessions;
 pub mod authz;
 pub mod clients;
 pub mod connections;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod error;
 pub mod grants;
 pub mod item;
