@@ -1,6 +1,7 @@
 //! The embedded default (`latchkey serve`, tests and the admin commands): the in-process DynamoDB
-//! emulator (dynoxide, in memory or a SQLite file) served on a loopback port and reached through
-//! aws-sdk-dynamodb, the local keyring, and — for `start` only — every endpoint mounted through
+//! emulator (dynoxide, in memory or a SQLite file), reached through aws-sdk-dynamodb with an
+//! in-process HTTP client (`store::embedded`) and also served on a loopback port for other
+//! processes, the local keyring, and — for `start` only — every endpoint mounted through
 //! `router` on one HTTP port. `open_store` is the store alone, without the HTTP server.
 
 use std::future::Future;
