@@ -118,14 +118,7 @@ fn parse_create(body: &Map<String, Value>) -> Result<CreateRequest, VaultError> 
 
 async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
     let key = PresentedKey::from_request(req)?;
-    let body = request::json_object(req).map_err(|b| {
-        let code = if b.status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "invalid_request"
-        };
-        VaultError::new(b.status, code, b.message)
-    })?;
+    let body = vault::json_body(req)?;
     let input = parse_create(&body)?;
     let now = state.clock.now();
     let items = state
@@ -331,14 +324,7 @@ async fn confirm_session(state: &AppState, req: &Request) -> Result<Response<Bod
     let session_id = path_params("/v1/identity/sessions/{session_id}/confirm", path)
         .and_then(|p| p.first().copied())
         .ok_or_else(not_found)?;
-    let body = request::json_object(req).map_err(|b| {
-        let code = if b.status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "invalid_request"
-        };
-        VaultError::new(b.status, code, b.message)
-    })?;
+    let body = vault::json_body(req)?;
     if let Some(unknown) = body.keys().find(|k| k.as_str() != "connect_token") {
         return Err(bad(format!(
             "unknown field {:?}; the field is connect_token",

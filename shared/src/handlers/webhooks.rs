@@ -57,6 +57,16 @@ fn not_found() -> VaultError {
     VaultError::new(StatusCode::NOT_FOUND, "not_found", "no such webhook in this project")
 }
 
+/// Check the presented API key against the store (one `GetItem`).
+async fn verify_key(state: &AppState, key: &PresentedKey, now: i64) -> Result<(), VaultError> {
+    let item = state
+        .store
+        .get(&key.store_key(), now)
+        .await
+        .map_err(|e| vault::store_error("reading the API key", e))?;
+    key.verify(item.as_ref()).map(|_| ())
+}
+
 /// A webhook as the API shows it (never its secret).
 fn webhook_json(h: &Webhook) -> Value {
     json!({
@@ -123,14 +133,7 @@ pub async fn check_url(raw: &str, allow_loopback: bool) -> Result<url::Url, Vaul
 
 async fn create(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
     let key = PresentedKey::from_request(req)?;
-    let body = request::json_object(req).map_err(|b| {
-        let code = if b.status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "invalid_request"
-        };
-        VaultError::new(b.status, code, b.message)
-    })?;
+    let body = vault::json_body(req)?;
     for name in body.keys() {
         if name != "url" && name != "events" {
             let shown: String = name.chars().take(40).filter(|c| !c.is_control()).collect();
@@ -156,12 +159,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response<Body>, Vault
     let events = webhook::parse_events(names.as_deref())
         .map_err(|m| VaultError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_event", m))?;
     let now = state.clock.now();
-    let item = state
-        .store
-        .get(&key.store_key(), now)
-        .await
-        .map_err(|e| vault::store_error("reading the API key", e))?;
-    key.verify(item.as_ref())?;
+    verify_key(state, &key, now).await?;
     let url = check_url(&raw_url, state.config.allow_loopback_outbound).await?;
 
     let webhook_id = secret::random_token(WEBHOOK_ID_PREFIX, 16);
@@ -206,12 +204,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response<Body>, Vault
 async fn list(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
     let key = PresentedKey::from_request(req)?;
     let now = state.clock.now();
-    let item = state
-        .store
-        .get(&key.store_key(), now)
-        .await
-        .map_err(|e| vault::store_error("reading the API key", e))?;
-    key.verify(item.as_ref())?;
+    verify_key(state, &key, now).await?;
     let hooks = state
         .store
         .list_webhooks(&key.project_id, now)
@@ -261,12 +254,7 @@ async fn delete(state: &AppState, req: &Request, raw_id: &str) -> Result<Respons
     let key = PresentedKey::from_request(req)?;
     let id = webhook_id(raw_id)?;
     let now = state.clock.now();
-    let item = state
-        .store
-        .get(&key.store_key(), now)
-        .await
-        .map_err(|e| vault::store_error("reading the API key", e))?;
-    key.verify(item.as_ref())?;
+    verify_key(state, &key, now).await?;
     let deleted = state
         .store
         .delete_webhook(&key.project_id, &id)

@@ -346,6 +346,19 @@ pub fn path_segment(raw: &str) -> Result<String, VaultError> {
         })
 }
 
+/// A request's JSON object body, or the vault's error for it: 413 `body_too_large`, else 400
+/// `invalid_request` (not JSON, not an object, wrong content type).
+pub fn json_body(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, VaultError> {
+    crate::http::request::json_object(req).map_err(|b| {
+        let code = if b.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_request"
+        };
+        VaultError::new(b.status, code, b.message)
+    })
+}
+
 /// `connection.created`, and `connection.recovered` when the connection it replaces had failed.
 pub async fn emit_connected(
     state: &AppState,
