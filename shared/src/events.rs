@@ -99,12 +99,6 @@ impl Events {
         Events { sink, bus }
     }
 
-    /// An in-process queue, and its receiving end for the task that delivers.
-    pub fn local() -> (Events, mpsc::UnboundedReceiver<Delayed>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Events::new(Sink::Local(tx), None), rx)
-    }
-
     /// Does anything happen to what is emitted?
     pub fn enabled(&self) -> bool {
         !matches!(self.sink, Sink::Off)

@@ -95,25 +95,14 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     };
     let (events, background_events, local_queue) = match &config.events_queue_url {
         Some(url) => {
-            let aws = match &config.sqs_endpoint {
-                Some(endpoint) => Aws::Local {
-                    endpoint: endpoint.clone(),
-                },
-                None => Aws::chain(None).await,
-            };
             let bus = match &config.event_bus {
                 Some(bus) => {
-                    let aws = match &config.eventbridge_endpoint {
-                        Some(endpoint) => Aws::Local {
-                            endpoint: endpoint.clone(),
-                        },
-                        None => Aws::chain(None).await,
-                    };
+                    let aws = Aws::local_or_chain(config.eventbridge_endpoint.as_deref()).await;
                     Some((aws.eventbridge(), bus.clone()))
                 }
                 None => None,
             };
-            let sqs = aws.sqs();
+            let sqs = Aws::local_or_chain(config.sqs_endpoint.as_deref()).await.sqs();
             let sink = |client| Sink::Sqs {
                 client,
                 queue_url: url.clone(),
@@ -226,20 +215,11 @@ pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<Loca
     let key = match &config.kms_key_id {
         Some(key_id) => Key::Kms {
             key_id: key_id.clone(),
-            aws: match &config.kms_endpoint {
-                Some(endpoint) => Aws::Local {
-                    endpoint: endpoint.clone(),
-                },
-                None => Aws::chain(None).await,
-            },
+            aws: Aws::local_or_chain(config.kms_endpoint.as_deref()).await,
         },
         None => Key::Local(master),
     };
-    let dynamodb = Aws::Local {
-        endpoint: emulator.endpoint.clone(),
-    };
-    let mut backends = Backends::open(&config.table, &dynamodb, Some(key));
-    backends.store = Store::new(in_process.client(&backends.metrics), config.table.clone());
+    let backends = Backends::open_with(&config.table, |metrics| in_process.client(metrics), Some(key));
     table::create_table(backends.store.client(), &config.table).await?;
     Ok(LocalStore {
         backends,

@@ -265,8 +265,18 @@ impl Backends {
     /// The store on `table` through a DynamoDB client for `dynamodb`, and a keyring wrapping data keys
     /// with `key` (`None`: no keyring). Every SDK client counts its calls in the returned `metrics`.
     pub fn open(table: &str, dynamodb: &Aws, key: Option<Key>) -> Backends {
+        Self::open_with(table, |metrics| dynamodb.dynamodb(metrics), key)
+    }
+
+    /// The same, with the DynamoDB client `client` makes (counting in the metrics it is given): the
+    /// embedded default's in-process client (`store::embedded`).
+    pub fn open_with(
+        table: &str,
+        client: impl FnOnce(&Metrics) -> aws_sdk_dynamodb::Client,
+        key: Option<Key>,
+    ) -> Backends {
         let metrics = Metrics::default();
-        let store = Store::new(dynamodb.dynamodb(&metrics), table);
+        let store = Store::new(client(&metrics), table);
         let keyring = key.map(|key| {
             let wrapper = match key {
                 Key::Kms { key_id, aws } => KeyWrapper::Kms(KmsWrapper::new(aws.kms(&metrics), key_id)),
@@ -311,6 +321,17 @@ impl Aws {
         Aws::Chain {
             sdk: Arc::new(aws_config::load_defaults(BehaviorVersion::latest()).await),
             endpoint,
+        }
+    }
+
+    /// A local server at `endpoint` when one is given (tests, a local AWS-compatible server), else
+    /// AWS through the default chain.
+    pub async fn local_or_chain(endpoint: Option<&str>) -> Aws {
+        match endpoint {
+            Some(endpoint) => Aws::Local {
+                endpoint: endpoint.to_string(),
+            },
+            None => Aws::chain(None).await,
         }
     }
 

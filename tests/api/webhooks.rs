@@ -202,6 +202,23 @@ async fn connected(app: &TestApp, project: &Project, user: &str) {
     assert!(page.contains("Connected to Fake Google"), "{page}");
 }
 
+/// The webhook's `failures` once it shows any (bounded wait: dead-lettering happens after the
+/// request that caused the event).
+async fn dead_letters(app: &TestApp, project: &Project, id: &str) -> Value {
+    let mut failures = Value::Null;
+    for _ in 0..100 {
+        let (_, one) = app
+            .vault("GET", &format!("/v1/webhooks/{id}"), Some(&project.api_key), None)
+            .await;
+        failures = one["failures"].clone();
+        if failures.as_array().is_some_and(|f| !f.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    failures
+}
+
 async fn hook_items(app: &TestApp) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
     app.all_items()
         .await
@@ -462,17 +479,7 @@ async fn issue14_dead_letters_show_on_the_webhook() {
     let got = rx.wait_for("connection.created", 5).await;
     let ids: std::collections::BTreeSet<_> = got.iter().map(|d| d.headers["webhook-id"].clone()).collect();
     assert_eq!(ids.len(), 1, "five attempts of one message");
-    let mut failures = json!([]);
-    for _ in 0..100 {
-        let (_, one) = app
-            .vault("GET", &format!("/v1/webhooks/{id}"), Some(&project.api_key), None)
-            .await;
-        failures = one["failures"].clone();
-        if failures.as_array().is_some_and(|f| !f.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let failures = dead_letters(&app, &project, &id).await;
     let f = &failures[0];
     assert_eq!(f["event_id"], got[0].headers["webhook-id"].as_str());
     assert_eq!(f["type"], "connection.created");
@@ -761,17 +768,7 @@ async fn issue14_guard_is_checked_again_at_delivery() {
     latchkey::webhooks::deliver::process(state, latchkey::events::Message::new(event))
         .await
         .unwrap();
-    let mut failures = Value::Null;
-    for _ in 0..100 {
-        let (_, one) = app
-            .vault("GET", &format!("/v1/webhooks/{id}"), Some(&project.api_key), None)
-            .await;
-        failures = one["failures"].clone();
-        if failures.as_array().is_some_and(|f| !f.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let failures = dead_letters(&app, &project, &id).await;
     assert!(
         failures[0]["error"].as_str().unwrap().contains("not allowed"),
         "{failures}"

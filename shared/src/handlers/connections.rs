@@ -25,26 +25,18 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
         if req.method() == Method::GET {
             list(state, &req, p[0]).await
         } else {
-            Err(not_allowed("GET"))
+            Err(vault::not_allowed("GET"))
         }
     } else if let Some(p) = path_params(ONE, &path) {
         if req.method() == Method::DELETE {
             delete(state, &req, p[0], p[1]).await
         } else {
-            Err(not_allowed("DELETE"))
+            Err(vault::not_allowed("DELETE"))
         }
     } else {
         return response::not_found();
     };
     res.unwrap_or_else(|e| e.response())
-}
-
-fn not_allowed(allow: &str) -> VaultError {
-    VaultError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allow}"),
-    )
 }
 
 /// A connection as the vault API shows it: provider, scopes, status, who and when; never a token.

@@ -212,8 +212,8 @@ async fn complete(
         })?;
     let was_failed = items[1]
         .as_ref()
-        .and_then(|i| i.s("status"))
-        .is_some_and(|s| s != ConnectionStatus::Active.as_str());
+        .and_then(|i| i.status::<ConnectionStatus>())
+        .is_some_and(|s| s != ConnectionStatus::Active);
     let provider = vault::resolve_provider(state, &st.project_id, &st.provider, items[0].as_ref())
         .map_err(|e: VaultError| ("provider_not_configured", e.message))?;
     let client = provider.token_client();

@@ -27,26 +27,18 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
         match *req.method() {
             Method::POST => create(state, &req).await,
             Method::GET => list(state, &req).await,
-            _ => Err(not_allowed("GET, POST")),
+            _ => Err(vault::not_allowed("GET, POST")),
         }
     } else if let Some(p) = path_params(ONE, &path) {
         match *req.method() {
             Method::GET => show(state, &req, p[0]).await,
             Method::DELETE => delete(state, &req, p[0]).await,
-            _ => Err(not_allowed("GET, DELETE")),
+            _ => Err(vault::not_allowed("GET, DELETE")),
         }
     } else {
         return response::not_found();
     };
     res.unwrap_or_else(|e| e.response())
-}
-
-fn not_allowed(allow: &str) -> VaultError {
-    VaultError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allow}"),
-    )
 }
 
 fn bad(message: impl Into<String>) -> VaultError {

@@ -259,6 +259,20 @@ impl Store {
         }
     }
 
+    /// Move held tokens' next health check (the `health` index) to `due` — they have nothing to
+    /// refresh with, or could not be refreshed now — unless they changed since `version`.
+    pub async fn push_due(&self, key: &Key, version: i64, due: i64) -> Result<(), StoreError> {
+        self.update_held(
+            key,
+            version,
+            "SET due = :due",
+            "version = :v AND attribute_exists(health)",
+            vec![(":due", n(due))],
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn update_held(
         &self,
         key: &Key,

@@ -238,30 +238,6 @@ impl Store {
             .map_err(|e| StoreError::Service(format!("Query: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
         Ok(out.items.unwrap_or_default().into_iter().map(Item::from).collect())
     }
-
-    /// Move a holder's next health check to `due` (it has nothing to refresh with, or was just
-    /// checked), unless its tokens changed since `version`.
-    pub async fn push_due(&self, key: &Key, version: i64, due: i64) -> Result<(), StoreError> {
-        let res = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key.to_map()))
-            .update_expression("SET due = :due")
-            .condition_expression("version = :v AND attribute_exists(health)")
-            .expression_attribute_values(":due", n(due))
-            .expression_attribute_values(":v", n(version))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(StoreError::Service(format!(
-                "UpdateItem: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            ))),
-        }
-    }
 }
 
 /// When an active holder is next due for a health check: its access token's expiry, or a day after

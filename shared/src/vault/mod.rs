@@ -346,6 +346,15 @@ pub fn path_segment(raw: &str) -> Result<String, VaultError> {
         })
 }
 
+/// 405 `method_not_allowed`, naming the methods the path answers.
+pub fn not_allowed(allow: &str) -> VaultError {
+    VaultError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {allow}"),
+    )
+}
+
 /// A request's JSON object body, or the vault's error for it: 413 `body_too_large`, else 400
 /// `invalid_request` (not JSON, not an object, wrong content type).
 pub fn json_body(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, VaultError> {

@@ -34,8 +34,11 @@ pub async fn process(state: &AppState, msg: Message) -> Result<(), crate::store:
     };
     let hooks: Vec<Webhook> = match &msg.webhook_id {
         None => {
+            let hooks = state.store.list_webhooks(&project, now).await?;
+            // After the read: a message the queue redelivers because the store failed is put on
+            // the bus once, not once per try.
             put_on_bus(state, &msg).await;
-            state.store.list_webhooks(&project, now).await?
+            hooks
         }
         Some(id) => state
             .store
