@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// Public base URL (default http://<addr>).
     #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Read the store on every request, as a Lambda function does. By default `serve` reuses a read
+    /// until the database changes (exact: any write, from any process, ends the reuse).
+    #[arg(long)]
+    no_read_cache: bool,
 }
 
 /// Serve until Ctrl-C.
@@ -31,6 +35,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         public_url: args.public_url,
         config: Vec::new(),
+        read_cache: !args.no_read_cache,
     })
     .await
     .map_err(|e| anyhow::anyhow!("starting latchkey: {e}"))?;

@@ -19,7 +19,7 @@ use crate::crypto::LocalWrapper;
 use crate::events::{Delayed, Events, Sink};
 use crate::router;
 use crate::state::{AppState, Aws, Backends, BoxError, Key};
-use crate::store::embedded::InProcess;
+use crate::store::embedded::{InProcess, ReadCache};
 use crate::store::{table, Store};
 
 /// How to start the embedded server.
@@ -34,6 +34,10 @@ pub struct Options {
     pub public_url: Option<String>,
     /// Configuration values (`LATCHKEY_*` names) that take precedence over the environment.
     pub config: Vec<(String, String)>,
+    /// Reuse the store's multi-item reads while the database has not changed
+    /// (`store::embedded::ReadCache`): `latchkey serve` turns it on; the tests' servers count every
+    /// round trip, as a Lambda function makes them, so they leave it off unless a test is about it.
+    pub read_cache: bool,
 }
 
 /// A running embedded server. Dropping it stops the HTTP server and the emulator.
@@ -76,10 +80,15 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let public_url = opts.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let config = Config::embedded(&public_url, &opts.config)?;
     let LocalStore {
-        backends,
+        mut backends,
         emulator,
         in_process,
     } = open_store(opts.data_dir.as_deref(), &config).await?;
+    if opts.read_cache {
+        let file = opts.data_dir.as_deref().map(|dir| dir.join(DB_FILE));
+        let cache = ReadCache::new(&in_process, file.as_deref())?;
+        backends.store = backends.store.with_read_cache(Arc::new(cache));
+    }
     // Events: an SQS queue when one is configured (as in AWS), else the in-process queue, drained
     // below by the same delivery code `functions/webhook-deliver` runs.
     // The background work (deliveries, the health timer) runs on a state of its own over the same
@@ -210,8 +219,8 @@ pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<Loca
     let (db, master) = open_data(data_dir)?;
     // This process reaches the database in process; the emulator serves it on a loopback port for
     // other processes (a function's bootstrap under `scripts/invoke`, `aws dynamodb` pointed at it).
-    let in_process = InProcess::new(db.clone());
-    let emulator = Emulator::start(db).await?;
+    let in_process = InProcess::new(db);
+    let emulator = Emulator::start(in_process.clone()).await?;
     let key = match &config.kms_key_id {
         Some(key_id) => Key::Kms {
             key_id: key_id.clone(),
@@ -228,13 +237,16 @@ pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<Loca
     })
 }
 
+/// The SQLite file in a data dir.
+const DB_FILE: &str = "latchkey.db";
+
 /// The database and master key of a data dir (`dir/latchkey.db`, `dir/master.key` or
 /// `LATCHKEY_MASTER_KEY`), or an in-memory database with a random master key.
 fn open_data(data_dir: Option<&Path>) -> Result<(dynoxide::Database, LocalWrapper), BoxError> {
     match data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
-            let db_path = dir.join("latchkey.db");
+            let db_path = dir.join(DB_FILE);
             let db = dynoxide::Database::new(db_path.to_str().ok_or("data dir is not UTF-8")?)?;
             let master = match std::env::var("LATCHKEY_MASTER_KEY") {
                 Ok(k) if !k.trim().is_empty() => LocalWrapper::from_base64(&k)?,
@@ -259,11 +271,11 @@ pub struct Emulator {
 
 impl Emulator {
     /// Serve `db` on a free loopback port.
-    pub async fn start(db: dynoxide::Database) -> Result<Emulator, BoxError> {
+    pub async fn start(db: InProcess) -> Result<Emulator, BoxError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let task = Task::spawn(|stopped| async move {
-            if let Err(e) = dynoxide::server::serve_with_shutdown(listener, db, stopped).await {
+            if let Err(e) = crate::store::embedded::serve(listener, db, stopped).await {
                 tracing::error!(error = %e, "embedded DynamoDB stopped");
             }
         });

@@ -144,3 +144,94 @@ async fn rfc7662_2_2_a_revoked_grant_makes_its_tokens_inactive_even_before_they_
         .await;
     assert_oauth_error(&got, 401, "invalid_client");
 }
+
+/// Introspect `token` as `(id, secret)`: (active, DynamoDB round trips it took).
+async fn introspect_counted(app: &TestApp, token: &str, id: &str, secret: &str) -> (bool, u64) {
+    let before = app.calls().0;
+    let (status, body) = app
+        .post_form("/oauth/2.1/introspect", &[("token", token)], Some((id, secret)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (body["active"] == true, app.calls().0 - before)
+}
+
+#[tokio::test]
+async fn issue13_serve_reuses_an_introspection_read_until_anything_is_written() {
+    let app = TestApp::start_read_cached(None).await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
+    let (client_id, _, at) = access_token(&app).await;
+    let ask = |token: String| {
+        let (app, id, secret) = (&app, rs_id.clone(), rs_secret.clone());
+        async move { introspect_counted(app, &token, &id, &secret).await }
+    };
+    assert_eq!(ask(at.clone()).await, (true, 1), "a miss is the one round trip");
+    assert_eq!(ask(at.clone()).await, (true, 0), "the same read again, reused");
+    assert_eq!(ask(at.clone()).await, (true, 0));
+
+    // Revocation is immediate: the revoke is a write, so the next introspection reads again.
+    let (status, _) = app
+        .post_form("/oauth/2.1/revoke", &[("token", &at), ("client_id", &client_id)], None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ask(at.clone()).await, (false, 1), "revoked, seen at once");
+
+    // Any write ends every reuse, however unrelated (exact, not per key).
+    let (_, grant2, at2) = access_token(&app).await;
+    assert_eq!(ask(at2.clone()).await, (true, 1));
+    assert_eq!(ask(at2.clone()).await, (true, 0));
+    let (status, _) = app.register(json!({"redirect_uris": ["http://127.0.0.1:9/cb"]})).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        ask(at2.clone()).await,
+        (true, 1),
+        "a registration elsewhere is a write too"
+    );
+
+    // Another process writing through the emulator's port (a function's bootstrap under
+    // scripts/invoke does this): its revocation is seen at once.
+    let metrics = latchkey::metrics::Metrics::default();
+    let other = latchkey::store::Store::new(
+        latchkey::state::Aws::local_or_chain(Some(&app.server.dynamodb_endpoint))
+            .await
+            .dynamodb(&metrics),
+        app.server.state.config.table.clone(),
+    );
+    let now = app.server.state.clock.now();
+    assert_eq!(ask(at2.clone()).await, (true, 0));
+    other.revoke_grant(&grant2, now).await.unwrap();
+    assert_eq!(
+        ask(at2.clone()).await,
+        (false, 1),
+        "a write through the port ends the reuse"
+    );
+
+    // Expiry is applied to a reused read as to a fresh one.
+    let (_, _, at3) = access_token(&app).await;
+    assert_eq!(ask(at3.clone()).await, (true, 1));
+    assert_eq!(ask(at3.clone()).await, (true, 0));
+    app.server.state.clock.advance(3601);
+    assert_eq!(ask(at3.clone()).await, (false, 0), "expired, without a round trip");
+}
+
+#[tokio::test]
+async fn issue13_serve_read_cache_sees_the_admin_commands_writes_to_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_read_cached(Some(dir.path().to_path_buf())).await;
+    let (rs_id, rs_secret) = app.resource_server(RESOURCE).await;
+    let (_, grant_id, at) = access_token(&app).await;
+    assert_eq!(introspect_counted(&app, &at, &rs_id, &rs_secret).await, (true, 1));
+    assert_eq!(introspect_counted(&app, &at, &rs_id, &rs_secret).await, (true, 0));
+    // `latchkey grant revoke` while serve runs: another connection to the same SQLite file, as the
+    // admin commands open it from their own process.
+    let admin = latchkey::local::open_store(Some(dir.path()), &app.server.state.config)
+        .await
+        .unwrap();
+    let now = app.server.state.clock.now();
+    admin.backends.store.revoke_grant(&grant_id, now).await.unwrap();
+    admin.shutdown().await;
+    assert_eq!(
+        introspect_counted(&app, &at, &rs_id, &rs_secret).await,
+        (false, 1),
+        "the file changed under serve: read again"
+    );
+}

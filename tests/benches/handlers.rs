@@ -71,6 +71,8 @@ async fn main() {
         data_dir: None,
         public_url: None,
         config: Vec::new(),
+        // The handlers' own cost, store round trips included (as in a Lambda function).
+        read_cache: false,
     })
     .await
     .unwrap();

@@ -5,6 +5,23 @@
 //! (the call counters), retries and error parsing, and the store's code — is the path a Lambda takes
 //! to DynamoDB; only the socket is gone. Profiled under load, the loopback TCP of that hop (both ends
 //! in this process) was about a quarter of `latchkey serve`'s CPU on introspection.
+//!
+//! Other processes reach the same database through [`serve`], a loopback listener that answers with
+//! the same dispatch, so every write this process's database takes passes through [`InProcess`].
+//!
+//! [`ReadCache`]: `latchkey serve` keeps the answers of `Store::get_many` until the database changes.
+//! It is exact, not time-bounded: an answer is reused only while no write has reached the database
+//! since it was read — no write through [`InProcess`] (this process, and other processes through
+//! [`serve`]), and, for a SQLite file, no commit by any other connection (`PRAGMA data_version`: the
+//! admin commands write the file from another process). Expiry is applied to a reused answer at the
+//! time of the read, as to a fresh one. So a revocation is visible to the next introspection, as
+//! without the cache; only the round trip is saved. Lambda functions have no cache (they cannot see
+//! DynamoDB's writes), and the tests' servers run without it unless a test turns it on.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::http::{
@@ -17,11 +34,15 @@ use aws_smithy_types::body::SdkBody;
 use dynoxide::errors::DynoxideError;
 
 use crate::metrics::Metrics;
+use crate::store::keys::Key;
+use crate::store::Item;
 
 /// The operations the store uses, handed to the emulator in process.
 #[derive(Clone)]
 pub struct InProcess {
     db: dynoxide::Database,
+    /// Writes answered so far (bumped after each one completes): [`ReadCache`]'s version.
+    writes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for InProcess {
@@ -35,7 +56,10 @@ const ENDPOINT: &str = "http://dynoxide.in-process";
 
 impl InProcess {
     pub fn new(db: dynoxide::Database) -> Self {
-        InProcess { db }
+        InProcess {
+            db,
+            writes: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// A DynamoDB client on this database whose calls count in `metrics.dynamodb`, like
@@ -58,12 +82,17 @@ impl InProcess {
         aws_sdk_dynamodb::Client::from_conf(conf)
     }
 
-    /// One operation: (HTTP status, JSON body), as the emulator's server would answer.
+    /// One operation: (HTTP status, JSON body), as the emulator's server would answer. Anything but a
+    /// read counts as a write once it has run (a failed write too: never a stale answer).
     fn answer(&self, operation: &str, body: &str) -> (u16, String) {
-        match self.dispatch(operation, body) {
+        let out = match self.dispatch(operation, body) {
             Ok(json) => (200, json),
             Err(e) => (e.status_code(), e.to_json()),
+        };
+        if !is_read(operation) {
+            self.writes.fetch_add(1, Ordering::SeqCst);
         }
+        out
     }
 
     fn dispatch(&self, operation: &str, body: &str) -> Result<String, DynoxideError> {
@@ -96,6 +125,137 @@ impl InProcess {
                 "the in-process store does not serve {other}"
             ))),
         }
+    }
+}
+
+/// Operations that never change the database.
+fn is_read(operation: &str) -> bool {
+    matches!(
+        operation,
+        "GetItem"
+            | "BatchGetItem"
+            | "Query"
+            | "Scan"
+            | "TransactGetItems"
+            | "DescribeTable"
+            | "ListTables"
+            | "DescribeTimeToLive"
+    )
+}
+
+/// Serve the database to other processes on `listener` (the same dispatch as in process, so their
+/// writes reach [`ReadCache`]'s version too) until `stopped` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    db: InProcess,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    async fn one(
+        axum::extract::State(db): axum::extract::State<InProcess>,
+        headers: http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        let operation = headers
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+            .and_then(|t| t.split_once('.'))
+            .map(|(_, op)| op)
+            .unwrap_or_default();
+        let (status, json) = db.answer(operation, &String::from_utf8_lossy(&body));
+        let mut response = axum::response::Response::new(axum::body::Body::from(json));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        response
+    }
+    let app = axum::Router::new()
+        .fallback(one)
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(db);
+    axum::serve(listener, app).with_graceful_shutdown(stopped).await
+}
+
+/// Most answers kept; past this the cache starts again empty.
+const CACHE_ENTRIES: usize = 8192;
+
+/// The database's version: writes through [`InProcess`], and the SQLite file's `data_version`.
+type Version = (u64, i64);
+
+/// One read's answer: the items for its keys, in order, as read (expiry not applied).
+type Answer = Arc<Vec<Option<Item>>>;
+
+/// A read's keys, as (pk, sk) pairs in order.
+type Keys = Vec<(String, String)>;
+
+/// `Store::get_many`'s answers, reused while the database has not changed (module docs).
+pub struct ReadCache {
+    writes: Arc<AtomicU64>,
+    /// A read-only connection to the SQLite file, whose `PRAGMA data_version` changes when any other
+    /// connection commits. `None` in memory (no other connection can reach that database).
+    file: Option<Mutex<rusqlite::Connection>>,
+    entries: Mutex<HashMap<Keys, (Version, Answer)>>,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadCache")
+    }
+}
+
+impl ReadCache {
+    /// A cache over `db`'s writes and, when the database is a file, that file's commits.
+    pub fn new(db: &InProcess, file: Option<&Path>) -> Result<Self, rusqlite::Error> {
+        let file = match file {
+            Some(path) => Some(Mutex::new(rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?)),
+            None => None,
+        };
+        Ok(ReadCache {
+            writes: Arc::clone(&db.writes),
+            file,
+            entries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The version now. Read it before the read whose answer is kept under it: a write that lands
+    /// after this moves the version on, so that answer is never reused. `None` when the file's
+    /// version cannot be read (then nothing is reused).
+    pub(crate) fn version(&self) -> Option<Version> {
+        let data = match &self.file {
+            Some(conn) => conn
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))
+                .ok()?,
+            None => 0,
+        };
+        Some((self.writes.load(Ordering::SeqCst), data))
+    }
+
+    fn key(keys: &[Key]) -> Keys {
+        keys.iter().map(|k| (k.pk.clone(), k.sk.clone())).collect()
+    }
+
+    /// The answer read for `keys` at `version`, if one was (items as read, expiry not applied).
+    pub(crate) fn get(&self, keys: &[Key], version: Version) -> Option<Answer> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(&Self::key(keys))
+            .filter(|(v, _)| *v == version)
+            .map(|(_, items)| Arc::clone(items))
+    }
+
+    /// Keep the answer read for `keys` after `version` was taken.
+    pub(crate) fn put(&self, keys: &[Key], version: Version, items: Answer) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(Self::key(keys), (version, items));
     }
 }
 

@@ -95,6 +95,9 @@ pub struct Store {
     client: Client,
     table: String,
     declared: resource_servers::DeclaredScopesCache,
+    /// `latchkey serve`'s cache of `get_many` answers over the embedded database (`embedded`'s docs).
+    #[cfg(feature = "embedded")]
+    read_cache: Option<std::sync::Arc<embedded::ReadCache>>,
 }
 
 /// Is this item expired at `now`? Items without a `ttl` never expire.
@@ -111,7 +114,16 @@ impl Store {
             client,
             table: table.into(),
             declared: Default::default(),
+            #[cfg(feature = "embedded")]
+            read_cache: None,
         }
+    }
+
+    /// Reuse `get_many`'s answers while the embedded database has not changed.
+    #[cfg(feature = "embedded")]
+    pub fn with_read_cache(mut self, cache: std::sync::Arc<embedded::ReadCache>) -> Self {
+        self.read_cache = Some(cache);
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -278,6 +290,36 @@ impl Store {
     /// Read several items of one table in one round trip (BatchGetItem, strongly consistent).
     /// Expired items are absent. Unprocessed keys (throttling) are retried.
     pub async fn get_many(&self, keys: &[keys::Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        #[cfg(feature = "embedded")]
+        let live = |items: &[Option<Item>]| -> Vec<Option<Item>> {
+            items
+                .iter()
+                .map(|i| i.as_ref().filter(|i| !is_expired(i, now)).cloned())
+                .collect()
+        };
+        #[cfg(feature = "embedded")]
+        let cached = self
+            .read_cache
+            .as_ref()
+            .and_then(|cache| cache.version().map(|version| (cache, version)));
+        #[cfg(feature = "embedded")]
+        if let Some((cache, version)) = &cached {
+            if let Some(items) = cache.get(keys, *version) {
+                return Ok(live(&items));
+            }
+        }
+        let items = self.read_many(keys).await?;
+        #[cfg(feature = "embedded")]
+        if let Some((cache, version)) = cached {
+            let items = std::sync::Arc::new(items);
+            cache.put(keys, version, std::sync::Arc::clone(&items));
+            return Ok(live(&items));
+        }
+        Ok(items.into_iter().map(|i| i.filter(|i| !is_expired(i, now))).collect())
+    }
+
+    /// `get_many`'s round trip: the items as read, expired or not.
+    async fn read_many(&self, keys: &[keys::Key]) -> Result<Vec<Option<Item>>, StoreError> {
         let mut found: HashMap<(String, String), Item> = HashMap::new();
         let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(keys::Key::to_map).collect();
         for _ in 0..4 {
@@ -308,7 +350,8 @@ impl Store {
             {
                 let item = Item::from(raw);
                 if let (Some(pk), Some(sk)) = (item.s("pk"), item.s("sk")) {
-                    found.insert((pk.to_string(), sk.to_string()), item.clone());
+                    let key = (pk.to_string(), sk.to_string());
+                    found.insert(key, item);
                 }
             }
             if let Some(mut un) = out.unprocessed_keys {
@@ -322,11 +365,7 @@ impl Store {
         }
         Ok(keys
             .iter()
-            .map(|k| {
-                found
-                    .remove(&(k.pk.clone(), k.sk.clone()))
-                    .filter(|i| !is_expired(i, now))
-            })
+            .map(|k| found.remove(&(k.pk.clone(), k.sk.clone())))
             .collect())
     }
 }

@@ -28,11 +28,21 @@ impl TestApp {
 
     /// Start with configuration values (`LATCHKEY_*`) set for this server only.
     pub async fn start_configured(data_dir: Option<PathBuf>, config: &[(&str, &str)]) -> TestApp {
+        Self::start_options(data_dir, config, false).await
+    }
+
+    /// Start as `latchkey serve` does, with the store's read cache on.
+    pub async fn start_read_cached(data_dir: Option<PathBuf>) -> TestApp {
+        Self::start_options(data_dir, &[], true).await
+    }
+
+    async fn start_options(data_dir: Option<PathBuf>, config: &[(&str, &str)], read_cache: bool) -> TestApp {
         let server = local::start(Options {
             addr: "127.0.0.1:0".parse().unwrap(),
             data_dir,
             public_url: None,
             config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            read_cache,
         })
         .await
         .expect("embedded latchkey starts");
