@@ -498,3 +498,84 @@ fn least_privilege_events_go_to_the_queue_only_from_the_functions_that_notice_th
         .collect();
     assert_eq!(putters, vec!["webhook-deliver"]);
 }
+
+/// `ToolMcp` -> `tool-mcp`: the Makefile's rule from a logical id to a function package.
+fn kebab(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[test]
+fn issue13_every_function_is_built_by_the_one_makefile_build() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let text = std::fs::read_to_string(format!("{root}/template.yaml")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut functions = BTreeSet::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(id) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) else {
+            continue;
+        };
+        if id.starts_with(' ') || lines.get(i + 1).map(|l| l.trim()) != Some("Type: AWS::Serverless::Function") {
+            continue;
+        }
+        let body: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| l.is_empty() || l.starts_with("   "))
+            .map(|l| l.trim())
+            .collect();
+        let name = kebab(id.strip_suffix("Function").expect("logical ids end in Function"));
+        for want in [
+            "BuildMethod: makefile".to_string(),
+            "ContextPath: .".to_string(),
+            "WorkingDirectory: .".to_string(),
+            format!("CodeUri: functions/{name}"),
+        ] {
+            assert!(body.contains(&want.as_str()), "{id}: `{want}` in template.yaml");
+        }
+        // The Makefile's own rule names the same package (make -n prints the commands, runs nothing).
+        let out = std::process::Command::new("make")
+            .args(["-n", "-C", root, &format!("build-{id}")])
+            .env("ARTIFACTS_DIR", "/nonexistent")
+            .env("LATCHKEY_ARCH", "arm64")
+            .output()
+            .expect("make runs");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "make build-{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            printed.contains(&format!("-p {name} ")) || printed.contains(&format!("-p {name}\n")),
+            "{printed}"
+        );
+        let copy = printed
+            .lines()
+            .find(|l| l.contains("bin=$(echo"))
+            .expect("the copy step");
+        let derived = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{}; echo \"$bin\"",
+                copy.trim().trim_end_matches('\\').trim().trim_end_matches(';')
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&derived.stdout).trim(), name, "{id}");
+        functions.insert(name);
+    }
+    let dirs: BTreeSet<String> = std::fs::read_dir(format!("{root}/functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        functions, dirs,
+        "template.yaml deploys every function package, each built by the Makefile"
+    );
+}
