@@ -104,14 +104,6 @@ impl Events {
         !matches!(self.sink, Sink::Off)
     }
 
-    /// The SQS queue, when that is the sink.
-    pub fn sqs(&self) -> Option<(&aws_sdk_sqs::Client, &str)> {
-        match &self.sink {
-            Sink::Sqs { client, queue_url } => Some((client, queue_url.as_str())),
-            _ => None,
-        }
-    }
-
     /// The operator's bus, if any.
     pub fn bus(&self) -> Option<&(aws_sdk_eventbridge::Client, String)> {
         self.bus.as_ref()
@@ -131,20 +123,41 @@ impl Events {
     /// failed send goes to the outbox with the same due time; `false` if that failed too.
     pub async fn enqueue(&self, store: &Store, message: Message, delay: u32, now: i64) -> bool {
         let delay = delay.min(MAX_DELAY);
+        let event_id = message.event.id.clone();
+        match self.send(message, delay).await {
+            Ok(sent) => sent,
+            Err(body) => {
+                tracing::warn!(event = %event_id, "events: writing the refused message to the outbox");
+                match store.put_outbox(&event_id, &body, now + i64::from(delay), now).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, event = %event_id, "events: the outbox write failed too; the event is lost");
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand `message` to the sink now, without the outbox (draining the outbox uses this, so it
+    /// never writes to the outbox again). `Ok(false)`: no sink, or the message could not be encoded;
+    /// `Err(body)`: the queue refused it, with the body it was sent.
+    pub async fn send(&self, message: Message, delay: u32) -> Result<bool, String> {
+        let delay = delay.min(MAX_DELAY);
         match &self.sink {
-            Sink::Off => false,
-            Sink::Local(tx) => tx
+            Sink::Off => Ok(false),
+            Sink::Local(tx) => Ok(tx
                 .send(Delayed {
                     message,
                     delay: Duration::from_secs(u64::from(delay)),
                 })
-                .is_ok(),
+                .is_ok()),
             Sink::Sqs { client, queue_url } => {
                 let body = match serde_json::to_string(&message) {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(error = %e, "events: encoding a message failed");
-                        return false;
+                        return Ok(false);
                     }
                 };
                 let sent = client
@@ -155,22 +168,14 @@ impl Events {
                     .send()
                     .await;
                 match sent {
-                    Ok(_) => true,
+                    Ok(_) => Ok(true),
                     Err(e) => {
                         tracing::warn!(
                             error = %aws_sdk_sqs::error::DisplayErrorContext(e),
-                            "events: the queue refused a message; writing it to the outbox"
+                            event = %message.event.id,
+                            "events: the queue refused a message"
                         );
-                        match store
-                            .put_outbox(&message.event.id, &body, now + i64::from(delay), now)
-                            .await
-                        {
-                            Ok(()) => true,
-                            Err(e) => {
-                                tracing::error!(error = %e, event = %message.event.id, "events: the outbox write failed too; the event is lost");
-                                false
-                            }
-                        }
+                        Err(body)
                     }
                 }
             }

@@ -70,7 +70,7 @@ pub async fn process(state: &AppState, msg: Message) -> Result<(), crate::store:
             }
             Attempt::Failed(why) => {
                 let schedule = &state.config.webhook_retry_schedule;
-                match schedule.get(msg.attempt as usize) {
+                let error = match schedule.get(msg.attempt as usize) {
                     Some(delay) => {
                         tracing::info!(webhook = %hook.webhook_id, event = %msg.event.id, attempt, error = %why, delay, "webhooks: delivery failed; retrying later");
                         let retry = Message {
@@ -78,20 +78,23 @@ pub async fn process(state: &AppState, msg: Message) -> Result<(), crate::store:
                             webhook_id: Some(hook.webhook_id.clone()),
                             attempt,
                         };
-                        state.events.enqueue(&state.store, retry, *delay, now).await;
+                        if state.events.enqueue(&state.store, retry, *delay, now).await {
+                            continue;
+                        }
+                        // Neither the queue nor the outbox took the retry: the last word is this.
+                        format!("{why}; the retry could not be scheduled")
                     }
-                    None => {
-                        tracing::warn!(webhook = %hook.webhook_id, event = %msg.event.id, attempt, error = %why, "webhooks: delivery failed for the last time; dead-lettered");
-                        let failure = Failure {
-                            event_id: msg.event.id.clone(),
-                            kind: msg.event.kind.clone(),
-                            attempts: attempt,
-                            error: why,
-                            failed_at: now,
-                        };
-                        state.store.record_failure(hook, failure, now).await?;
-                    }
-                }
+                    None => why,
+                };
+                tracing::warn!(webhook = %hook.webhook_id, event = %msg.event.id, attempt, error = %error, "webhooks: delivery failed for the last time; dead-lettered");
+                let failure = Failure {
+                    event_id: msg.event.id.clone(),
+                    kind: msg.event.kind.clone(),
+                    attempts: attempt,
+                    error,
+                    failed_at: now,
+                };
+                state.store.record_failure(hook, failure, now).await?;
             }
         }
     }
@@ -195,36 +198,12 @@ pub async fn drain_outbox(state: &AppState) -> Result<usize, crate::store::Store
             state.store.delete(&key).await?;
             continue;
         };
-        if send_now(state, &message).await {
+        if matches!(state.events.send(message, 0).await, Ok(true)) {
             state.store.delete(&key).await?;
             moved += 1;
         }
     }
     Ok(moved)
-}
-
-/// Send to the queue without the outbox fallback (draining the outbox must not write to it again).
-async fn send_now(state: &AppState, message: &Message) -> bool {
-    match state.events.sqs() {
-        Some((client, queue_url)) => {
-            let Ok(body) = serde_json::to_string(message) else {
-                return false;
-            };
-            client
-                .send_message()
-                .queue_url(queue_url)
-                .message_body(body)
-                .send()
-                .await
-                .is_ok()
-        }
-        None => {
-            state
-                .events
-                .enqueue(&state.store, message.clone(), 0, state.clock.now())
-                .await
-        }
-    }
 }
 
 /// The body of an SQS-triggered invocation: each record's body is a [`Message`]. Returns the
