@@ -1082,3 +1082,49 @@ async fn issue14_outbox_and_sqs_and_eventbridge() {
         "{moved:?}"
     );
 }
+
+#[tokio::test]
+async fn issue14_deliveries_dead_lettered_at_once_all_keep_their_record() {
+    use latchkey::domain::webhook::{Failure, Webhook};
+    use latchkey::store::FromItem;
+    let (app, _fake, project) = setup_with(&[]).await;
+    let (id, _) = create_hook(&app, &project, "http://127.0.0.1:9/x", None).await;
+    let store = &app.server.state.store;
+    let now = app.server.state.clock.now();
+    let key = latchkey::store::webhooks::webhook_key(&project.project_id, &id);
+    // Five deliveries that each read the webhook before any of them dead-lettered (a batch of the
+    // queue, or several functions), then record their failure.
+    let stale = Webhook::from_item(&store.get(&key, now).await.unwrap().unwrap()).unwrap();
+    let failure = |n: usize| Failure {
+        event_id: format!("evt_{n}"),
+        kind: "connection.created".into(),
+        attempts: 7,
+        error: "the receiver answered HTTP 500".into(),
+        failed_at: now,
+    };
+    let recorded = tokio::join!(
+        store.record_failure(&stale, failure(0), now),
+        store.record_failure(&stale, failure(1), now),
+        store.record_failure(&stale, failure(2), now),
+        store.record_failure(&stale, failure(3), now),
+        store.record_failure(&stale, failure(4), now),
+    );
+    for r in [recorded.0, recorded.1, recorded.2, recorded.3, recorded.4] {
+        r.unwrap();
+    }
+    let stored = Webhook::from_item(&store.get(&key, now).await.unwrap().unwrap()).unwrap();
+    let mut ids: Vec<_> = stored.failures.iter().map(|f| f.event_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["evt_0", "evt_1", "evt_2", "evt_3", "evt_4"],
+        "no record overwrites another"
+    );
+    // A webhook deleted meanwhile stays deleted.
+    let (status, _) = app
+        .vault("DELETE", &format!("/v1/webhooks/{id}"), Some(&project.api_key), None)
+        .await;
+    assert_eq!(status, 200);
+    store.record_failure(&stale, failure(9), now).await.unwrap();
+    assert!(store.get(&key, now).await.unwrap().is_none());
+}

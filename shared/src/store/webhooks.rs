@@ -147,35 +147,43 @@ impl Store {
 
     /// Record a dead-lettered delivery on its webhook: newest first, at most [`MAX_FAILURES_SHOWN`],
     /// none older than [`FAILURE_RETENTION`]. `hook` is the webhook as the delivery read it; a
-    /// webhook deleted since is left deleted.
+    /// webhook deleted since is left deleted. The write is conditional on the list it extends, so
+    /// two deliveries dead-lettered at once (a batch, or two functions) both keep their record: the
+    /// one that loses reads the webhook again and adds to what the other wrote.
     pub async fn record_failure(&self, hook: &Webhook, failure: Failure, now: i64) -> Result<(), StoreError> {
-        let mut failures = vec![failure];
-        failures.extend(
-            hook.failures
-                .iter()
-                .filter(|f| f.failed_at > now - FAILURE_RETENTION)
-                .cloned(),
-        );
-        failures.truncate(MAX_FAILURES_SHOWN);
-        let json = serde_json::to_string(&failures).map_err(|e| StoreError::Service(e.to_string()))?;
-        let res = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(webhook_key(&hook.project_id, &hook.webhook_id).to_map()))
-            .update_expression("SET failures = :f")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":f", s(&json))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(StoreError::Service(format!(
-                "UpdateItem: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            ))),
+        let key = webhook_key(&hook.project_id, &hook.webhook_id);
+        let mut seen = hook.failures.clone();
+        for _ in 0..5 {
+            let mut failures = vec![failure.clone()];
+            failures.extend(seen.iter().filter(|f| f.failed_at > now - FAILURE_RETENTION).cloned());
+            failures.truncate(MAX_FAILURES_SHOWN);
+            let encode = |f: &[Failure]| serde_json::to_string(f).map_err(|e| StoreError::Service(e.to_string()));
+            let update = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(key.to_map()))
+                .update_expression("SET failures = :f")
+                .expression_attribute_values(":f", s(&encode(&failures)?));
+            let update = if seen.is_empty() {
+                update.condition_expression("attribute_exists(pk) AND attribute_not_exists(failures)")
+            } else {
+                update
+                    .condition_expression("attribute_exists(pk) AND failures = :seen")
+                    .expression_attribute_values(":seen", s(&encode(&seen)?))
+            };
+            match update.send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_condition_failed(&e) => match self.get(&key, now).await? {
+                    Some(item) => seen = Webhook::from_item(&item)?.failures,
+                    None => return Ok(()),
+                },
+                Err(e) => return Err(super::service_error("UpdateItem", e)),
+            }
         }
+        Err(StoreError::Service(
+            "UpdateItem: recording a failure kept conflicting".into(),
+        ))
     }
 
     /// Keep a message the queue refused, due at `due`.
@@ -204,7 +212,7 @@ impl Store {
             .limit(limit)
             .send()
             .await
-            .map_err(|e| StoreError::Service(format!("Query: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+            .map_err(|e| super::service_error("Query", e))?;
         Ok(out
             .items
             .unwrap_or_default()
