@@ -818,6 +818,7 @@ async fn issue14_health_run_refreshes_due_tokens_and_reports_refusals() {
         ("LATCHKEY_HEALTH_INTERVAL_SECONDS", "0"),
     ])
     .await;
+    fake.set(|b| b.expires_in = Some(7200));
     connected(&app, &project, "user-1").await;
     // After the connection and its connection.created's delivery run (no webhook yet), so neither
     // is in the counts below.
@@ -825,8 +826,9 @@ async fn issue14_health_run_refreshes_due_tokens_and_reports_refusals() {
     let rx = Receiver::start().await;
     create_hook(&app, &project, &rx.url, Some(&["connection.refresh_failed"])).await;
     let state = &app.server.state;
-    // Expires in an hour: due before the next run, an hour from now.
-    state.clock.advance(1);
+    // Expires in two hours: an hour later it is due before the next run. (Two, not one, so that
+    // the freshly refreshed token is not due again a second later: the test clock is real time.)
+    state.clock.advance(3601);
     let before = app.calls();
     let r = latchkey::webhooks::health::run(state).await.unwrap();
     assert_eq!((r.due, r.refreshed), (1, 1), "{r:?}");
@@ -837,6 +839,24 @@ async fn issue14_health_run_refreshes_due_tokens_and_reports_refusals() {
     // Freshly refreshed: nothing is due now.
     let r = latchkey::webhooks::health::run(state).await.unwrap();
     assert_eq!(r.due, 0, "{r:?}");
+
+    // The provider refuses latchkey's own client (an operator's wrong client secret, say): that is
+    // not the user's refresh token dying, so the run counts it failed, tells no one, leaves the
+    // connection active and looks again at the next run.
+    fake.set(|b| b.basic_auth = true);
+    state.clock.advance(3700);
+    let r = latchkey::webhooks::health::run(state).await.unwrap();
+    assert_eq!((r.due, r.failed, r.refused), (1, 1, 0), "{r:?}");
+    let (_, list) = app
+        .vault(
+            "GET",
+            "/v1/identity/users/user-1/connections",
+            Some(&project.api_key),
+            None,
+        )
+        .await;
+    assert_eq!(list["connections"][0]["status"], "active");
+    fake.set(|b| b.basic_auth = false);
 
     // The provider forgets its refresh tokens; an hour later the run's refresh is refused.
     fake.drop_refresh_tokens();
@@ -1127,4 +1147,24 @@ async fn issue14_deliveries_dead_lettered_at_once_all_keep_their_record() {
     assert_eq!(status, 200);
     store.record_failure(&stale, failure(9), now).await.unwrap();
     assert!(store.get(&key, now).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn issue14_health_run_reaches_every_due_holder_past_one_page() {
+    // Access tokens that last an hour (as Google's do) make every holder due at every hourly run:
+    // one run must get through more than one page of the index.
+    let (app, fake, project) = setup_with(&[("LATCHKEY_HEALTH_INTERVAL_SECONDS", "0")]).await;
+    // Two hours (not one) so that a token refreshed in the run is not due again in the same second.
+    fake.set(|b| b.expires_in = Some(7200));
+    let holders = latchkey::webhooks::health::BATCH as usize * 2 + 3;
+    for n in 0..holders {
+        connected(&app, &project, &format!("user-{n}")).await;
+    }
+    let state = &app.server.state;
+    state.clock.advance(3601);
+    let r = latchkey::webhooks::health::run(state).await.unwrap();
+    assert_eq!((r.due, r.refreshed), (holders, holders), "{r:?}");
+    assert_eq!(fake.refreshes() as usize, holders);
+    let r = latchkey::webhooks::health::run(state).await.unwrap();
+    assert_eq!(r.due, 0, "{r:?}");
 }

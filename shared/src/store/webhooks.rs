@@ -10,6 +10,8 @@
 //! they are active: the sparse `health` index (partition `health`, sort `due`) is what the scheduled
 //! health run queries (`due_tokens`), one page per run, never a scan.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 
 use super::item::FromItem;
@@ -229,9 +231,15 @@ impl Store {
             .collect())
     }
 
-    /// Held tokens due for a health refresh before `before` (the next run): one page of the
-    /// `health` index, at most `limit`, soonest first.
-    pub async fn due_tokens(&self, before: i64, limit: i32) -> Result<Vec<Item>, StoreError> {
+    /// Held tokens due for a health refresh before `before`: one page of the `health` index, at most
+    /// `limit`, soonest first, from `start` (the previous page's end); with where the next page
+    /// starts (`None`: this was the last).
+    pub async fn due_tokens(
+        &self,
+        before: i64,
+        limit: i32,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<(Vec<Item>, Option<HashMap<String, AttributeValue>>), StoreError> {
         let out = self
             .client()
             .query()
@@ -241,10 +249,15 @@ impl Store {
             .expression_attribute_values(":h", s(HEALTH_PARTITION))
             .expression_attribute_values(":before", n(before))
             .limit(limit)
+            .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| StoreError::Service(format!("Query: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
-        Ok(out.items.unwrap_or_default().into_iter().map(Item::from).collect())
+            .map_err(|e| super::service_error("Query", e))?;
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((
+            out.items.unwrap_or_default().into_iter().map(Item::from).collect(),
+            next,
+        ))
     }
 }
 

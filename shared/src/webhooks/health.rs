@@ -6,7 +6,10 @@
 //! keeps the two from refreshing twice).
 //!
 //! Runs in `functions/health` (EventBridge Scheduler, hourly by default) and on a timer in
-//! `latchkey serve`. Budget: one Query page of the sparse `health` index per batch, never a scan.
+//! `latchkey serve`. Budget: one Query page of the sparse `health` index per batch of [`BATCH`],
+//! never a scan. A run reads page after page until nothing more is due or [`RUN_BUDGET`] has passed
+//! (the function's timeout is 300 s), refreshing [`CONCURRENT`] holders at a time: with access tokens
+//! that last an hour, every holder is due at every hourly run.
 
 use crate::domain::connection::{Connection, ConnectionStatus, HeldTokens};
 use crate::domain::tool::{ToolRecord, ToolTokens};
@@ -18,8 +21,12 @@ use crate::store::{FromItem, Item};
 use crate::vault::refresh::{self, Holder};
 use crate::vault::token_client::TokenClient;
 
-/// Holders looked at per run (one Query page).
+/// Holders per Query page.
 pub const BATCH: i32 = 25;
+/// Holders refreshed at once.
+pub const CONCURRENT: usize = 5;
+/// How long a run starts new pages (what is left is due at the next run).
+pub const RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
 
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,21 +42,33 @@ pub struct Report {
     pub skipped: usize,
 }
 
-/// One run: every holder due before the next run (now + the interval), one page.
+/// One run: every holder due before the next run (now + the interval), page after page.
 pub async fn run(state: &AppState) -> Result<Report, crate::store::StoreError> {
+    use futures_util::StreamExt;
+    let started = std::time::Instant::now();
     let now = state.clock.now();
     let horizon = now + look_ahead(state);
-    let items = state.store.due_tokens(horizon, BATCH).await?;
-    let mut report = Report {
-        due: items.len(),
-        ..Report::default()
-    };
-    for item in items {
-        match check(state, &item, now).await {
-            Outcome::Refreshed => report.refreshed += 1,
-            Outcome::Refused => report.refused += 1,
-            Outcome::Failed => report.failed += 1,
-            Outcome::Skipped => report.skipped += 1,
+    let mut report = Report::default();
+    let mut start = None;
+    loop {
+        let (items, next) = state.store.due_tokens(horizon, BATCH, start).await?;
+        report.due += items.len();
+        let checks: Vec<_> = items.iter().map(|item| check(state, item, now)).collect();
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(checks)
+            .buffer_unordered(CONCURRENT)
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Refreshed => report.refreshed += 1,
+                Outcome::Refused => report.refused += 1,
+                Outcome::Failed => report.failed += 1,
+                Outcome::Skipped => report.skipped += 1,
+            }
+        }
+        match next {
+            Some(key) if started.elapsed() < RUN_BUDGET => start = Some(key),
+            _ => break,
         }
     }
     tracing::info!(
