@@ -207,11 +207,20 @@ async fn background_events_run_through_their_invocations() {
     let read = |f: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(events_dir().join(f)).unwrap()).unwrap()
     };
-    let out = latchkey::lambda::deliver_invocation(state, &read("webhook-deliver-sqs.json")).await;
+    let sqs = read("webhook-deliver-sqs.json");
+    // The queue's body is a message `webhook-deliver` reads (a malformed one would be dropped, and
+    // the batch would still answer no failures).
+    for record in sqs["Records"].as_array().unwrap() {
+        let body = record["body"].as_str().unwrap();
+        let message: latchkey::events::Message = serde_json::from_str(body).expect("a queue message");
+        assert!(message.event.event_type().is_some(), "{body}");
+    }
+    let out = latchkey::lambda::deliver_invocation(state, &sqs).await;
     assert_eq!(out, serde_json::json!({"batchItemFailures": []}));
     let out = latchkey::lambda::deliver_invocation(state, &read("webhook-deliver-schedule.json")).await;
     assert_eq!(out, serde_json::json!({"outbox_moved": 0}));
-    let _ = read("health-schedule.json");
+    // The schedules' input (template.yaml's ScheduleV2 `Input`): a JSON object the functions accept.
+    assert!(read("health-schedule.json").is_object());
     let out = latchkey::lambda::health_invocation(state).await;
     assert_eq!(
         out,

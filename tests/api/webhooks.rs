@@ -139,14 +139,14 @@ fn python_verifies(secret: &str, cases: &[(HashMap<String, String>, Vec<u8>)]) -
         .collect();
     let script = r#"
 import json, sys
-from latchkey_client import verify_webhook
+from latchkey_client import WebhookVerificationError, verify_webhook
 secret, cases = sys.argv[1], json.loads(sys.stdin.read())
 out = []
 for c in cases:
     try:
         verify_webhook(secret, c["headers"], c["body"].encode())
         out.append(True)
-    except Exception:
+    except WebhookVerificationError:
         out.append(False)
 print(json.dumps(out))
 "#;
@@ -439,6 +439,11 @@ async fn issue14_deliveries_are_signed_and_retried_with_the_same_webhook_id() {
         "stable across retries"
     );
     assert_eq!(got[0].body, got[1].body);
+    let ts = |d: &Delivery| d.headers["webhook-timestamp"].parse::<i64>().unwrap();
+    assert!(
+        ts(&got[1]) > ts(&got[0]),
+        "a retry is signed when it is sent (receivers refuse old timestamps)"
+    );
     assert!(got[0].headers["webhook-id"].starts_with("evt_"));
     for d in &got {
         assert!(verify(&secret, d), "signature of {:?}", d.headers);
@@ -531,7 +536,9 @@ async fn issue14_vault_events_refresh_failed_recovered_deleted_session_failed_an
         json!({"project_id": project.project_id, "user_id": "user-1", "provider": "google", "reason": "invalid_grant"})
     );
     // Once: later calls do not ask the provider again, nor tell anyone again.
+    let refreshes = fake.refreshes();
     app.proxy("GET", "google/me", &project.api_key, "user-1").await;
+    assert_eq!(fake.refreshes(), refreshes, "the provider is not asked again");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.of("connection.refresh_failed").len(), 1);
 
@@ -648,14 +655,19 @@ async fn issue14_a_slow_receiver_never_holds_up_the_request_that_caused_the_even
     }
     create_hook(&app, &project, &rx.url, Some(&["connection.deleted"])).await;
     connected(&app, &project, "user-1").await;
-    let (status, _) = app
-        .vault(
+    // The request answers well within the delivery's 10 s timeout, though the receiver will hold
+    // the delivery open until told to answer.
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(3),
+        app.vault(
             "DELETE",
             "/v1/identity/users/user-1/connections/google",
             Some(&project.api_key),
             None,
-        )
-        .await;
+        ),
+    )
+    .await
+    .expect("the request answered while its event was still to be delivered");
     assert_eq!(status, 200);
     // The delivery arrives (and is still held open by the receiver) after the request answered.
     tokio::time::timeout(Duration::from_secs(15), arrived.notified())
