@@ -9,6 +9,12 @@
 //! Other processes reach the same database through [`serve`], a loopback listener that answers with
 //! the same dispatch, so every write this process's database takes passes through [`InProcess`].
 //!
+//! What this dispatch does not do that dynoxide's own HTTP server does (its dispatch is private):
+//! pre-check the request JSON's field types and word some validation errors per operation. Requests
+//! here come from aws-sdk-dynamodb's typed builders, which cannot send those malformed shapes; the
+//! operations' own checks (keys, expressions, conditions, sizes) run as before. It serves the
+//! operations the store uses (`dispatch` below): no PartiQL, tags or streams.
+//!
 //! [`ReadCache`]: `latchkey serve` keeps the answers of `Store::get_many` until the database changes.
 //! It is exact, not time-bounded: an answer is reused only while no write has reached the database
 //! since it was read — no write through [`InProcess`] (this process, and other processes through
@@ -195,7 +201,8 @@ pub struct ReadCache {
     /// A read-only connection to the SQLite file, whose `PRAGMA data_version` changes when any other
     /// connection commits. `None` in memory (no other connection can reach that database).
     file: Option<Mutex<rusqlite::Connection>>,
-    entries: Mutex<HashMap<Keys, (Version, Answer)>>,
+    /// The answers read at one version (any other version's are gone: a write ends every reuse).
+    entries: Mutex<(Option<Version>, HashMap<Keys, Answer>)>,
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -217,7 +224,7 @@ impl ReadCache {
         Ok(ReadCache {
             writes: Arc::clone(&db.writes),
             file,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new((None, HashMap::new())),
         })
     }
 
@@ -243,19 +250,21 @@ impl ReadCache {
     /// The answer read for `keys` at `version`, if one was (items as read, expiry not applied).
     pub(crate) fn get(&self, keys: &[Key], version: Version) -> Option<Answer> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(&Self::key(keys))
-            .filter(|(v, _)| *v == version)
-            .map(|(_, items)| Arc::clone(items))
+        match &*entries {
+            (Some(at), answers) if *at == version => answers.get(&Self::key(keys)).map(Arc::clone),
+            _ => None,
+        }
     }
 
-    /// Keep the answer read for `keys` after `version` was taken.
+    /// Keep the answer read for `keys` after `version` was taken; answers of another version go.
     pub(crate) fn put(&self, keys: &[Key], version: Version, items: Answer) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHE_ENTRIES {
-            entries.clear();
+        let (at, answers) = &mut *entries;
+        if *at != Some(version) || answers.len() >= CACHE_ENTRIES {
+            answers.clear();
+            *at = Some(version);
         }
-        entries.insert(Self::key(keys), (version, items));
+        answers.insert(Self::key(keys), items);
     }
 }
 
