@@ -1,5 +1,5 @@
 //! Opening the store for one admin command: the embedded store in a data dir (the DynamoDB emulator
-//! over its SQLite file, no HTTP server) or a DynamoDB table, built like every other process's
+//! over its SQLite file, reached in process; no server) or a DynamoDB table, built like every other process's
 //! backends (`latchkey::state::Backends`).
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use latchkey::clock::Clock;
 use latchkey::crypto::Keyring;
-use latchkey::local::{self, Emulator, LocalStore};
+use latchkey::local::{self, LocalStore};
 use latchkey::state::{Aws, Backends, Key};
 use latchkey::store::Store;
 use latchkey::Config;
@@ -34,10 +34,9 @@ pub struct StoreArgs {
 /// only a placeholder (the table name and key settings come from the environment as for `serve`).
 const ADMIN_PUBLIC_URL: &str = "http://127.0.0.1";
 
-/// An open store for one admin command, with the emulator behind it when it is the embedded one.
+/// An open store for one admin command.
 pub struct Admin {
     backends: Backends,
-    emulator: Option<Emulator>,
     clock: Clock,
 }
 
@@ -60,7 +59,6 @@ impl Admin {
                 };
                 Ok(Admin {
                     backends: Backends::open(&table, &aws, key),
-                    emulator: None,
                     clock: Clock::default(),
                 })
             }
@@ -69,25 +67,18 @@ impl Admin {
                     let config = Config::embedded(ADMIN_PUBLIC_URL, &[])?;
                     local::open_store(Some(&args.data_dir), &config).await
                 };
-                let LocalStore { backends, emulator, .. } = opened
+                let LocalStore { backends, .. } = opened
                     .await
                     .map_err(|e| anyhow::anyhow!("opening the embedded store: {e}"))?;
                 Ok(Admin {
                     backends,
-                    emulator: Some(emulator),
                     clock: Clock::default(),
                 })
             }
         }
     }
 
-    async fn close(self) {
-        if let Some(emulator) = self.emulator {
-            emulator.shutdown().await;
-        }
-    }
-
-    /// Run `f` against the store and keyring, then close it whatever the outcome.
+    /// Run `f` against the store and keyring.
     pub async fn run_sealed<T>(
         args: StoreArgs,
         f: impl AsyncFnOnce(&Store, &Keyring, i64) -> anyhow::Result<T>,
@@ -100,16 +91,14 @@ impl Admin {
                 "this command stores a secret: pass --kms-key-id (the stack's KMS key) with --table"
             )),
         };
-        admin.close().await;
         out
     }
 
-    /// Run `f` against the store, then close it whatever the outcome.
+    /// Run `f` against the store.
     pub async fn run<T>(args: StoreArgs, f: impl AsyncFnOnce(&Store, i64) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let admin = Admin::open(args).await?;
         let now = admin.clock.now();
         let out = f(&admin.backends.store, now).await;
-        admin.close().await;
         out
     }
 }

@@ -81,9 +81,11 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     let config = Config::embedded(&public_url, &opts.config)?;
     let LocalStore {
         mut backends,
-        emulator,
         in_process,
     } = open_store(opts.data_dir.as_deref(), &config).await?;
+    // Other processes (a function's bootstrap under `scripts/invoke`, `aws dynamodb`) reach the
+    // database on a loopback port, through the same dispatch.
+    let emulator = Emulator::start(in_process.clone()).await?;
     if opts.read_cache {
         let file = opts.data_dir.as_deref().map(|dir| dir.join(DB_FILE));
         let cache = ReadCache::new(&in_process, file.as_deref())?;
@@ -92,15 +94,15 @@ pub async fn start(opts: Options) -> Result<Embedded, BoxError> {
     // Events: an SQS queue when one is configured (as in AWS), else the in-process queue, drained
     // below by the same delivery code `functions/webhook-deliver` runs.
     // The background work (deliveries, the health timer) runs on a state of its own over the same
-    // store, with its own call counters: as in AWS, where it is another function, the counts of a
-    // request never include what the deliverer does after it.
+    // store, with its own DynamoDB call counters: as in AWS, where it is another function, the
+    // DynamoDB counts of a request never include what the deliverer does after it. It shares the
+    // request side's keyring (one master key or KMS client, one data-key cache), so with KMS its
+    // unwraps count on the request side's KMS counter.
+    let background_metrics = crate::metrics::Metrics::default();
     let background = Backends {
-        store: Store::new(
-            in_process.client(&crate::metrics::Metrics::default()),
-            config.table.clone(),
-        ),
+        store: Store::new(in_process.client(&background_metrics), config.table.clone()),
         keyring: backends.keyring.clone(),
-        metrics: crate::metrics::Metrics::default(),
+        metrics: background_metrics,
     };
     let (events, background_events, local_queue) = match &config.events_queue_url {
         Some(url) => {
@@ -195,32 +197,21 @@ async fn health_timer(state: Arc<AppState>, interval: i64, stopped: Stopped) {
     }
 }
 
-/// The embedded store without the HTTP server, for the admin commands: the store and keyring over the
-/// emulator, which stops when this is dropped or shut down.
+/// The embedded store without the HTTP server, for the admin commands (and `start`): the store and
+/// keyring over the database, reached in process.
 pub struct LocalStore {
     pub backends: Backends,
-    pub emulator: Emulator,
     /// The database reached in process (more clients on it: `InProcess::client`).
     pub in_process: InProcess,
 }
 
-impl LocalStore {
-    /// Stop the emulator and wait for it.
-    pub async fn shutdown(self) {
-        self.emulator.shutdown().await;
-    }
-}
-
-/// Open the embedded store: the database in `data_dir` (`None`: in memory), the emulator serving it on
-/// a loopback port, the table `config.table` (created if missing) and the keyring — KMS when
+/// Open the embedded store: the database in `data_dir` (`None`: in memory), the table `config.table`
+/// (created if missing) and the keyring — KMS when
 /// `config.kms_key_id` is set (a local KMS-compatible server at `config.kms_endpoint`, or AWS), else
 /// the local master key.
 pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<LocalStore, BoxError> {
     let (db, master) = open_data(data_dir)?;
-    // This process reaches the database in process; the emulator serves it on a loopback port for
-    // other processes (a function's bootstrap under `scripts/invoke`, `aws dynamodb` pointed at it).
     let in_process = InProcess::new(db);
-    let emulator = Emulator::start(in_process.clone()).await?;
     let key = match &config.kms_key_id {
         Some(key_id) => Key::Kms {
             key_id: key_id.clone(),
@@ -230,11 +221,7 @@ pub async fn open_store(data_dir: Option<&Path>, config: &Config) -> Result<Loca
     };
     let backends = Backends::open_with(&config.table, |metrics| in_process.client(metrics), Some(key));
     table::create_table(backends.store.client(), &config.table).await?;
-    Ok(LocalStore {
-        backends,
-        emulator,
-        in_process,
-    })
+    Ok(LocalStore { backends, in_process })
 }
 
 /// The SQLite file in a data dir.

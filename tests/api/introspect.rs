@@ -228,7 +228,7 @@ async fn issue13_serve_read_cache_sees_the_admin_commands_writes_to_the_data_dir
         .unwrap();
     let now = app.server.state.clock.now();
     admin.backends.store.revoke_grant(&grant_id, now).await.unwrap();
-    admin.shutdown().await;
+    drop(admin);
     assert_eq!(
         introspect_counted(&app, &at, &rs_id, &rs_secret).await,
         (false, 1),
