@@ -7,6 +7,9 @@
 # (cargo's fingerprints) and only copy. One build per function, as SAM's `rust-cargolambda` method
 # does, took 2,043 s here; see docs/performance.md for this one.
 #
+# Run it sequentially (SAM's default): under `sam build --parallel` one target's cargo-lambda may
+# rewrite a bootstrap while another target copies it.
+#
 # LATCHKEY_ARCH: arm64 (the template's default Architecture) or x86_64. SAM does not tell make the
 # function's architecture: when you deploy with `Architecture=x86_64`, build with
 # `LATCHKEY_ARCH=x86_64` too (scripts/sam-build sets both from SAM_ARCH).
@@ -14,7 +17,7 @@
 LATCHKEY_ARCH ?= arm64
 CARGO_LAMBDA ?= cargo lambda
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-FUNCTIONS := $(notdir $(wildcard functions/*))
+FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
 
 ifeq ($(LATCHKEY_ARCH),arm64)
 ARCH_FLAG := --arm64
