@@ -31,12 +31,16 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
             .build()
             .map_err(|e| svc("CreateTable", e.to_string()))
     };
+    // The health index's keys and projection, for a new table and for one made before it.
+    let health_keys = || -> Result<Vec<KeySchemaElement>, StoreError> {
+        Ok(vec![key("health", KeyType::Hash)?, key("due", KeyType::Range)?])
+    };
+    let health_projection = || Projection::builder().projection_type(ProjectionType::All).build();
     let health_index = || -> Result<GlobalSecondaryIndex, StoreError> {
         GlobalSecondaryIndex::builder()
             .index_name(HEALTH_INDEX)
-            .key_schema(key("health", KeyType::Hash)?)
-            .key_schema(key("due", KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .set_key_schema(Some(health_keys()?))
+            .projection(health_projection())
             .build()
             .map_err(|e| svc("CreateTable", e.to_string()))
     };
@@ -64,9 +68,8 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
                         .create(
                             CreateGlobalSecondaryIndexAction::builder()
                                 .index_name(HEALTH_INDEX)
-                                .key_schema(key("health", KeyType::Hash)?)
-                                .key_schema(key("due", KeyType::Range)?)
-                                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                                .set_key_schema(Some(health_keys()?))
+                                .projection(health_projection())
                                 .build()
                                 .map_err(|e| svc("UpdateTable", e.to_string()))?,
                         )
