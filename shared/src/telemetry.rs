@@ -2,10 +2,11 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// What is logged unless `RUST_LOG` says otherwise: our info lines, the libraries' errors.
+const DEFAULT_FILTER: &str = "info,dynoxide=error,dynoxide_rs=error,aws_smithy_runtime=error,aws_config=warn";
+
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,dynoxide=error,dynoxide_rs=error,aws_smithy_runtime=error,aws_config=warn")
-    })
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
 }
 
 /// JSON lines for CloudWatch (Lambda).
@@ -36,9 +37,8 @@ where
 {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(EnvFilter::new(
-            "info,dynoxide=error,dynoxide_rs=error,aws_smithy_runtime=error",
-        ))
+        // Not `RUST_LOG`: the tests must see every info line, whatever the environment says.
+        .with_env_filter(EnvFilter::new(DEFAULT_FILTER))
         .with_current_span(false)
         .with_ansi(false)
         .with_writer(writer)
