@@ -346,7 +346,13 @@ impl Aws {
                 }
                 conf.build()
             }
-            Aws::Local { endpoint } => local_dynamodb(endpoint, metrics).build(),
+            Aws::Local { endpoint } => aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(LOCAL_REGION))
+                .credentials_provider(local_credentials())
+                .endpoint_url(endpoint)
+                .interceptor(counter)
+                .build(),
         };
         aws_sdk_dynamodb::Client::from_conf(conf)
     }
@@ -423,17 +429,6 @@ impl Aws {
 
 /// Any region will do for a local server.
 const LOCAL_REGION: &str = "us-east-1";
-
-/// A DynamoDB client's configuration for a local endpoint (placeholder region and credentials),
-/// counting its calls in `metrics.dynamodb`; `store::embedded` adds its in-process HTTP client.
-pub(crate) fn local_dynamodb(endpoint: &str, metrics: &Metrics) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(LOCAL_REGION))
-        .credentials_provider(local_credentials())
-        .endpoint_url(endpoint)
-        .interceptor(metrics.dynamodb.interceptor("count-dynamodb"))
-}
 
 fn local_credentials() -> Credentials {
     Credentials::new("local", "local", None, None, "latchkey-local")

@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -70,8 +71,19 @@ impl InProcess {
     /// A DynamoDB client on this database whose calls count in `metrics.dynamodb`, like
     /// `state::Aws::dynamodb` for a real endpoint.
     pub fn client(&self, metrics: &Metrics) -> aws_sdk_dynamodb::Client {
-        let conf = crate::state::local_dynamodb(ENDPOINT, metrics)
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "latchkey-local",
+            ))
+            .endpoint_url(ENDPOINT)
             .http_client(self.clone())
+            .interceptor(metrics.dynamodb.interceptor("count-dynamodb"))
             .build();
         aws_sdk_dynamodb::Client::from_conf(conf)
     }
