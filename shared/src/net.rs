@@ -149,6 +149,47 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
     }
 }
 
+/// What is wrong with the shape of a URL we would call out to (before its address is checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrlShape {
+    /// Not an absolute URL.
+    NotUrl,
+    /// A scheme other than http or https.
+    NotHttp,
+    /// http where only https is allowed (anything but loopback, or loopback not allowed).
+    NotHttps,
+    /// No host.
+    NoHost,
+    /// A user name or password.
+    UserInfo,
+    /// A fragment.
+    Fragment,
+}
+
+/// The shape every URL we call out to has: https, or http to a loopback host where loopback is
+/// allowed (`latchkey serve`, tests); a host; no user info; no fragment. The address is checked
+/// separately ([`check_url_host`], and the guarded resolver at connect). Each caller words the
+/// refusal in its own API's terms.
+pub fn outbound_url(raw: &str, allow_loopback_http: bool) -> Result<url::Url, UrlShape> {
+    let url = url::Url::parse(raw).map_err(|_| UrlShape::NotUrl)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_loopback_http && is_loopback_host(&url) => {}
+        "http" => return Err(UrlShape::NotHttps),
+        _ => return Err(UrlShape::NotHttp),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(UrlShape::NoHost);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlShape::UserInfo);
+    }
+    if url.fragment().is_some() {
+        return Err(UrlShape::Fragment);
+    }
+    Ok(url)
+}
+
 /// The guard for URLs whose host is an IP literal (the resolver never sees those).
 pub fn check_url_host(url: &url::Url, allow_loopback: bool) -> Result<(), Refused> {
     match url.host() {
@@ -173,6 +214,27 @@ pub fn refused_by_guard(err: &(dyn std::error::Error + 'static)) -> Option<Refus
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn outbound_urls_have_one_shape_everywhere() {
+        use super::{outbound_url, UrlShape};
+        assert!(outbound_url("https://hooks.example.com/x?y=1", false).is_ok());
+        assert!(outbound_url("http://127.0.0.1:8000/cb", true).is_ok());
+        assert!(outbound_url("http://localhost/cb", true).is_ok());
+        for (raw, loopback, want) in [
+            ("not a url", true, UrlShape::NotUrl),
+            ("/relative", true, UrlShape::NotUrl),
+            ("ftp://example.com/", true, UrlShape::NotHttp),
+            ("file:///etc/passwd", true, UrlShape::NotHttp),
+            ("http://example.com/", true, UrlShape::NotHttps),
+            ("http://127.0.0.1/", false, UrlShape::NotHttps),
+            ("https://user:pw@example.com/", true, UrlShape::UserInfo),
+            ("https://user@example.com/", true, UrlShape::UserInfo),
+            ("https://example.com/#frag", true, UrlShape::Fragment),
+        ] {
+            assert_eq!(outbound_url(raw, loopback).err(), Some(want), "{raw}");
+        }
+    }
 
     #[test]
     fn rfc8252_7_3_loopback_hosts_as_written() {

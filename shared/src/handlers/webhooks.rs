@@ -3,6 +3,7 @@
 //! once, at creation, and stored sealed; the URL is checked by the outbound guard here and again at
 //! every delivery.
 
+use crate::net::UrlShape;
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -89,20 +90,14 @@ pub async fn check_url(raw: &str, allow_loopback: bool) -> Result<url::Url, Vaul
     if raw.len() > MAX_URL_LEN {
         return Err(bad(format!("url is longer than {MAX_URL_LEN} characters")));
     }
-    let url = url::Url::parse(raw).map_err(|_| bad("url is not an absolute URL"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("url must not carry credentials"));
-    }
-    if url.fragment().is_some() {
-        return Err(bad("url must not have a fragment"));
-    }
+    let url = crate::net::outbound_url(raw, allow_loopback).map_err(|shape| match shape {
+        UrlShape::NotUrl | UrlShape::NoHost => bad("url is not an absolute URL"),
+        UrlShape::NotHttp => bad("url must be an https URL"),
+        UrlShape::NotHttps => refused("url must be https".into()),
+        UrlShape::UserInfo => bad("url must not carry credentials"),
+        UrlShape::Fragment => bad("url must not have a fragment"),
+    })?;
     let loopback = crate::net::is_loopback_host(&url);
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_loopback && loopback => {}
-        "http" => return Err(refused("url must be https".into())),
-        _ => return Err(bad("url must be an https URL")),
-    }
     crate::net::check_url_host(&url, allow_loopback)
         .map_err(|r| refused(format!("the url's address is not allowed: {r}")))?;
     if let Some(url::Host::Domain(name)) = url.host() {

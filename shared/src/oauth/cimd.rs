@@ -27,15 +27,15 @@ pub fn parse_client_id_url(raw: &str, allow_loopback: bool) -> Result<Url, Strin
     if raw.len() > 512 {
         return Err("the client_id URL is longer than 512 characters".into());
     }
-    let url = Url::parse(raw).map_err(|_| "the client_id is not a valid URL".to_string())?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_loopback && crate::net::is_loopback_host(&url) => {}
-        _ => return Err("a client_id URL must use https".into()),
-    }
-    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err("a client_id URL must not have a fragment or user info".into());
-    }
+    use crate::net::UrlShape;
+    let url = crate::net::outbound_url(raw, allow_loopback).map_err(|shape| {
+        match shape {
+            UrlShape::NotUrl | UrlShape::NoHost => "the client_id is not a valid URL",
+            UrlShape::NotHttp | UrlShape::NotHttps => "a client_id URL must use https",
+            UrlShape::UserInfo | UrlShape::Fragment => "a client_id URL must not have a fragment or user info",
+        }
+        .to_string()
+    })?;
     if url.path() == "/" || url.path().is_empty() {
         return Err("a client_id URL must have a path".into());
     }

@@ -28,19 +28,23 @@ pub enum FetchError {
 
 /// Check a URL we are about to fetch (a server URL or a discovered one).
 pub fn check_url(raw: &str, allow_loopback: bool) -> Result<Url, FetchError> {
-    let url = Url::parse(raw).map_err(|_| FetchError::Refused(format!("{raw:?} is not a URL")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_loopback && crate::net::is_loopback_host(&url) => {}
-        "http" => return Err(FetchError::Refused(format!("{url} must use https"))),
-        other => return Err(FetchError::Refused(format!("the {other}: scheme is not allowed"))),
-    }
-    if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
-        return Err(FetchError::Refused(format!("{url} must have a host and no user info")));
-    }
-    if url.fragment().is_some() {
-        return Err(FetchError::Refused(format!("{url} must not have a fragment")));
-    }
+    let url = net::outbound_url(raw, allow_loopback).map_err(|shape| {
+        // Every refusal but NotUrl is of a URL that parsed: name it as parsed.
+        let parsed = Url::parse(raw);
+        let shown = parsed.as_ref().map(Url::to_string).unwrap_or_default();
+        FetchError::Refused(match shape {
+            net::UrlShape::NotUrl => format!("{raw:?} is not a URL"),
+            net::UrlShape::NotHttps => format!("{shown} must use https"),
+            net::UrlShape::NotHttp => {
+                format!(
+                    "the {}: scheme is not allowed",
+                    parsed.map(|u| u.scheme().to_string()).unwrap_or_default()
+                )
+            }
+            net::UrlShape::NoHost | net::UrlShape::UserInfo => format!("{shown} must have a host and no user info"),
+            net::UrlShape::Fragment => format!("{shown} must not have a fragment"),
+        })
+    })?;
     net::check_url_host(&url, allow_loopback).map_err(|r| FetchError::Refused(format!("{url}: {r}")))?;
     Ok(url)
 }

@@ -154,16 +154,14 @@ pub fn resolve(
 
 /// Check a provider URL: https (or http on loopback where allowed), a host, no user info or fragment.
 pub fn check_url(field: &str, raw: &str, allow_loopback_http: bool) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|_| format!("{field} is not a valid URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_loopback_http && crate::net::is_loopback_host(&url) => {}
-        _ => return Err(format!("{field} must be an https URL")),
-    }
-    if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
-        return Err(format!("{field} must have a host and no user info or fragment"));
-    }
-    Ok(url)
+    use crate::net::UrlShape;
+    crate::net::outbound_url(raw, allow_loopback_http).map_err(|shape| match shape {
+        UrlShape::NotUrl => format!("{field} is not a valid URL"),
+        UrlShape::NotHttp | UrlShape::NotHttps => format!("{field} must be an https URL"),
+        UrlShape::NoHost | UrlShape::UserInfo | UrlShape::Fragment => {
+            format!("{field} must have a host and no user info or fragment")
+        }
+    })
 }
 
 impl ProviderSpec {
