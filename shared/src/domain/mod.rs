@@ -44,6 +44,9 @@ macro_rules! status_enum {
         }
 
         impl $name {
+            /// Every value, in the order declared.
+            pub const ALL: &'static [$name] = &[ $( $name::$variant, )+ ];
+
             /// The stored spelling.
             pub const fn as_str(self) -> &'static str {
                 match self {

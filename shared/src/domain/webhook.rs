@@ -47,19 +47,6 @@ super::status_enum! {
     }
 }
 
-impl EventType {
-    /// Every event, in the order the API lists them.
-    pub const ALL: [EventType; 7] = [
-        EventType::ConnectionCreated,
-        EventType::ConnectionRefreshFailed,
-        EventType::ConnectionRecovered,
-        EventType::ConnectionDeleted,
-        EventType::SessionFailed,
-        EventType::ToolConnected,
-        EventType::ToolReauthorizationRequired,
-    ];
-}
-
 /// One event as delivered: `{type, id, timestamp, data}`. `data` names the project and who or what
 /// it is about, and the reason where there is one; never a token, code or secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
