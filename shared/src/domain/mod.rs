@@ -29,6 +29,12 @@ pub trait Status: Copy + Sized {
     fn parse(s: &str) -> Option<Self>;
 }
 
+/// Caller-supplied text fit to quote back in an error or an event: control characters dropped, at
+/// most `max` characters.
+pub fn shown(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
 /// A status enum with its stored spellings: inherent `as_str`/`parse`, `Display` and [`Status`].
 macro_rules! status_enum {
     (

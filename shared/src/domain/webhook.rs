@@ -157,7 +157,7 @@ pub fn parse_events(names: Option<&[String]>) -> Result<Vec<EventType>, String> 
     let mut out = Vec::new();
     for name in names {
         let kind = EventType::parse(name).ok_or_else(|| {
-            let shown: String = name.chars().take(64).filter(|c| !c.is_control()).collect();
+            let shown = super::shown(name, 64);
             format!("unknown event {shown:?}")
         })?;
         if !out.contains(&kind) {

@@ -66,10 +66,6 @@ fn failed() -> Response<Body> {
 }
 
 /// Text from the provider (error codes, descriptions), clipped and without control characters.
-fn clean(s: &str, max: usize) -> String {
-    s.chars().filter(|c| !c.is_control()).take(max).collect()
-}
-
 /// `GET /v1/identity/callback`: the provider's authorization response (RFC 6749 §4.1.2) for an auth session.
 pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
@@ -93,10 +89,10 @@ pub async fn handle(state: &AppState, req: Request) -> Response<Body> {
         }
     };
     if let Some(err) = params.get("error") {
-        let code = clean(err, 64);
+        let code = crate::domain::shown(err, 64);
         let description = params
             .get("error_description")
-            .map(|d| clean(d, 300))
+            .map(|d| crate::domain::shown(d, 300))
             .unwrap_or_else(|| "the provider did not complete the sign-in".into());
         if let Err(e) = state.store.fail_session(&st.session_id, &code, &description).await {
             tracing::error!(error = %e, "vault callback: recording a provider error failed");

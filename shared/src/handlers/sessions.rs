@@ -64,7 +64,7 @@ fn parse_create(body: &Map<String, Value>) -> Result<CreateRequest, VaultError> 
     {
         return Err(bad(format!(
             "unknown field {:?}; the fields are user_id, provider, scopes and return_url",
-            unknown.chars().take(40).collect::<String>()
+            crate::domain::shown(unknown, 40)
         )));
     }
     let user_id = match body.get("user_id") {
@@ -328,7 +328,7 @@ async fn confirm_session(state: &AppState, req: &Request) -> Result<Response<Bod
     if let Some(unknown) = body.keys().find(|k| k.as_str() != "connect_token") {
         return Err(bad(format!(
             "unknown field {:?}; the field is connect_token",
-            unknown.chars().take(40).collect::<String>()
+            crate::domain::shown(unknown, 40)
         )));
     }
     let token = match body.get("connect_token") {

@@ -123,7 +123,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response<Body>, Vault
     let body = vault::json_body(req)?;
     for name in body.keys() {
         if name != "url" && name != "events" {
-            let shown: String = name.chars().take(40).filter(|c| !c.is_control()).collect();
+            let shown = crate::domain::shown(name, 40);
             return Err(bad(format!("unknown field {shown:?}")));
         }
     }

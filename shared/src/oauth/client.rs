@@ -257,7 +257,7 @@ pub fn on_duplicate(unused_until: Option<i64>, now: i64, window: i64) -> Duplica
 
 /// Quote at most 64 characters of client input back in an error.
 fn truncate(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    crate::domain::shown(s, 64)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// Quote at most 64 characters of client input back in an error.
 fn shown(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    crate::domain::shown(s, 64)
 }
 
 /// RFC 7591 §2 (`scope`): "the authorization server MAY … replace the requested scope values". Keep

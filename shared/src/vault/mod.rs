@@ -133,7 +133,7 @@ pub fn check_provider_name(name: &str) -> Result<(), VaultError> {
 
 /// 404 `unknown_provider`, naming the catalogue.
 pub fn unknown_provider(name: &str) -> VaultError {
-    let shown: String = name.chars().filter(|c| !c.is_control()).take(40).collect();
+    let shown = crate::domain::shown(name, 40);
     VaultError::new(
         StatusCode::NOT_FOUND,
         "unknown_provider",
