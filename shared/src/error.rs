@@ -127,6 +127,8 @@ pub struct VaultError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The `Allow` header of a 405 (RFC 9110 §15.5.6).
+    pub allow: Option<&'static str>,
 }
 
 impl VaultError {
@@ -135,6 +137,7 @@ impl VaultError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -165,6 +168,10 @@ impl VaultError {
         );
         res.headers_mut()
             .insert("x-latchkey-error", http::HeaderValue::from_static("1"));
+        if let Some(allow) = self.allow {
+            res.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+        }
         res
     }
 }

@@ -403,6 +403,18 @@ async fn issue14_bad_input_gets_a_clear_error_and_stores_nothing() {
     }
     let got = app.vault("PUT", "/v1/webhooks", Some(&project.api_key), None).await;
     assert_eq!(got.0, 405);
+    let res = app
+        .http
+        .put(app.url("/v1/webhooks"))
+        .header("x-api-key", &project.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["allow"],
+        "GET, POST",
+        "RFC 9110 §15.5.6: a 405 names what is allowed"
+    );
     assert_eq!(
         hook_items(&app).await.len(),
         1,

@@ -30,22 +30,10 @@ fn bad(message: impl Into<String>) -> VaultError {
     VaultError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut res = VaultError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allow}"),
-    )
-    .response();
-    res.headers_mut()
-        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
-    res
-}
-
 /// `POST /v1/identity/sessions`: a new auth session and its `auth_url` (201).
 pub async fn create(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
-        return method_not_allowed("POST");
+        return vault::not_allowed("POST").response();
     }
     create_session(state, &req).await.unwrap_or_else(|e| e.response())
 }
@@ -226,7 +214,7 @@ async fn create_session(state: &AppState, req: &Request) -> Result<Response<Body
 /// `GET /v1/identity/sessions/{session_id}`: the session's status (`expired` derived at read).
 pub async fn status(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
-        return method_not_allowed("GET");
+        return vault::not_allowed("GET").response();
     }
     session_status(state, &req).await.unwrap_or_else(|e| e.response())
 }
@@ -313,7 +301,7 @@ fn session_body(session: VaultSession, now: i64) -> Value {
 /// that `user_id` (RFC 6749 §10.12). Only then is the connection stored and usable.
 pub async fn confirm(state: &AppState, req: Request) -> Response<Body> {
     if req.method() != Method::POST {
-        return method_not_allowed("POST");
+        return vault::not_allowed("POST").response();
     }
     confirm_session(state, &req).await.unwrap_or_else(|e| e.response())
 }

@@ -346,13 +346,16 @@ pub fn path_segment(raw: &str) -> Result<String, VaultError> {
         })
 }
 
-/// 405 `method_not_allowed`, naming the methods the path answers.
-pub fn not_allowed(allow: &str) -> VaultError {
-    VaultError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allow}"),
-    )
+/// 405 `method_not_allowed`, naming the methods the path answers (in the message and `Allow`).
+pub fn not_allowed(allow: &'static str) -> VaultError {
+    VaultError {
+        allow: Some(allow),
+        ..VaultError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use {allow}"),
+        )
+    }
 }
 
 /// A request's JSON object body, or the vault's error for it: 413 `body_too_large`, else 400
