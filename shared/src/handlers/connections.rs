@@ -65,12 +65,7 @@ async fn list(state: &AppState, req: &Request, raw_user: &str) -> Result<Respons
     let user_id = vault::path_segment(raw_user)?;
     vault::check_user_id(&user_id)?;
     let now = state.clock.now();
-    let item = state
-        .store
-        .get(&key.store_key(), now)
-        .await
-        .map_err(|e| vault::store_error("reading the API key", e))?;
-    key.verify(item.as_ref())?;
+    key.check(state, now).await?;
     let mut conns = state
         .store
         .list_connections(&key.project_id, &user_id, now)

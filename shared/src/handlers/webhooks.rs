@@ -51,15 +51,6 @@ fn not_found() -> VaultError {
 }
 
 /// Check the presented API key against the store (one `GetItem`).
-async fn verify_key(state: &AppState, key: &PresentedKey, now: i64) -> Result<(), VaultError> {
-    let item = state
-        .store
-        .get(&key.store_key(), now)
-        .await
-        .map_err(|e| vault::store_error("reading the API key", e))?;
-    key.verify(item.as_ref()).map(|_| ())
-}
-
 /// A webhook as the API shows it (never its secret).
 fn webhook_json(h: &Webhook) -> Value {
     json!({
@@ -146,7 +137,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response<Body>, Vault
     let events = webhook::parse_events(names.as_deref())
         .map_err(|m| VaultError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_event", m))?;
     let now = state.clock.now();
-    verify_key(state, &key, now).await?;
+    key.check(state, now).await?;
     let url = check_url(&raw_url, state.config.allow_loopback_outbound).await?;
 
     let webhook_id = secret::random_token(WEBHOOK_ID_PREFIX, 16);
@@ -191,7 +182,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response<Body>, Vault
 async fn list(state: &AppState, req: &Request) -> Result<Response<Body>, VaultError> {
     let key = PresentedKey::from_request(req)?;
     let now = state.clock.now();
-    verify_key(state, &key, now).await?;
+    key.check(state, now).await?;
     let hooks = state
         .store
         .list_webhooks(&key.project_id, now)
@@ -241,7 +232,7 @@ async fn delete(state: &AppState, req: &Request, raw_id: &str) -> Result<Respons
     let key = PresentedKey::from_request(req)?;
     let id = webhook_id(raw_id)?;
     let now = state.clock.now();
-    verify_key(state, &key, now).await?;
+    key.check(state, now).await?;
     let deleted = state
         .store
         .delete_webhook(&key.project_id, &id)

@@ -86,6 +86,17 @@ impl PresentedKey {
         }
         Ok(rec)
     }
+
+    /// Read the stored key item and check it (one round trip), for an endpoint with nothing else
+    /// to read in the same batch.
+    pub async fn check(&self, state: &AppState, now: i64) -> Result<ApiKeyRecord, VaultError> {
+        let item = state
+            .store
+            .get(&self.store_key(), now)
+            .await
+            .map_err(|e| store_error("reading the API key", e))?;
+        self.verify(item.as_ref())
+    }
 }
 
 fn invalid_key() -> VaultError {
