@@ -484,12 +484,7 @@ impl Store {
         let requests: Vec<WriteRequest> = items
             .iter()
             .filter(|i| i.s("sk") != Some("GRANT"))
-            .filter_map(|i| {
-                Some(Key {
-                    pk: i.s("pk")?.to_string(),
-                    sk: i.s("sk")?.to_string(),
-                })
-            })
+            .filter_map(Item::key)
             .chain(index)
             .filter_map(|key| {
                 let del = DeleteRequest::builder().set_key(Some(key.to_map())).build().ok()?;

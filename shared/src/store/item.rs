@@ -109,6 +109,15 @@ impl Item {
         }
     }
 
+    /// The item's key (`pk`, `sk`), when it has both.
+    pub fn key(&self) -> Option<Key> {
+        Some(Key {
+            pk: self.s("pk")?.to_string(),
+            sk: self.s("sk")?.to_string(),
+        })
+    }
+
+    /// A string attribute.
     pub fn s(&self, name: &str) -> Option<&str> {
         match self.0.get(name) {
             Some(AttributeValue::S(s)) => Some(s),

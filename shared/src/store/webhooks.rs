@@ -221,13 +221,7 @@ impl Store {
             .into_iter()
             .map(Item::from)
             .filter(|i| !super::is_expired(i, now))
-            .filter_map(|i| {
-                let key = Key {
-                    pk: i.s("pk")?.to_string(),
-                    sk: i.s("sk")?.to_string(),
-                };
-                Some((key, i.s("message")?.to_string()))
-            })
+            .filter_map(|i| Some((i.key()?, i.s("message")?.to_string())))
             .collect())
     }
 

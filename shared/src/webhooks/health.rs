@@ -16,7 +16,6 @@ use crate::domain::tool::{ToolRecord, ToolTokens};
 use crate::domain::webhook::IDLE_REFRESH;
 use crate::state::AppState;
 use crate::store::connections::CONN_PREFIX;
-use crate::store::keys::Key;
 use crate::store::{FromItem, Item};
 use crate::vault::refresh::{self, Holder};
 use crate::vault::token_client::TokenClient;
@@ -126,12 +125,8 @@ async fn holder_of(state: &AppState, item: &Item, now: i64) -> Option<(Holder, H
 }
 
 async fn check(state: &AppState, item: &Item, now: i64) -> Outcome {
-    let key = match (item.s("pk"), item.s("sk")) {
-        (Some(pk), Some(sk)) => Key {
-            pk: pk.to_string(),
-            sk: sk.to_string(),
-        },
-        _ => return Outcome::Failed,
+    let Some(key) = item.key() else {
+        return Outcome::Failed;
     };
     let version = item.n("version").unwrap_or(0);
     let later = |due: i64| {
