@@ -135,6 +135,10 @@ async fn python_client_flow_against_latchkey_serve() {
     assert!(ok, "flow.py failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("python client flow: OK"), "{stdout}");
     assert!(
+        stdout.contains("-- the connection.deleted delivery, then delete_webhook"),
+        "the flow received and verified real webhook deliveries: {stdout}"
+    );
+    assert!(
         stdout.contains("fake-user-1"),
         "the proxied call reached the provider as the user: {stdout}"
     );
@@ -176,6 +180,10 @@ async fn python_async_client_flow_against_latchkey_serve_with_typed_errors() {
     .await;
     assert!(ok, "flow.py (async) failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("python client flow: OK"), "{stdout}");
+    assert!(
+        stdout.contains("-- the connection.deleted delivery, then delete_webhook"),
+        "{stdout}"
+    );
     assert!(stdout.contains("fake-user-1"), "{stdout}");
     assert!(
         stdout.contains("ReauthorizationRequiredError"),

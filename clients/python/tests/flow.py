@@ -18,9 +18,12 @@ message on stderr on any failure.
 """
 
 import asyncio
+import http.server
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 import urllib.error
 import urllib.parse
@@ -90,6 +93,41 @@ def open_in_browser(url):
     check("Connected" in page, "callback page does not say 'Connected': %r" % page[:300])
 
 
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that answers 204 and keeps every delivery (headers, body)."""
+
+    def __init__(self):
+        deliveries = self.deliveries = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/latchkey-webhooks" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    async def wait_for(self, kind, user_id, timeout=10.0):
+        """The first delivery of ``kind`` about ``user_id`` (other runs share the project)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for headers, body in list(self.deliveries):
+                event = json.loads(body)
+                if event.get("type") == kind and event.get("data", {}).get("user_id") == user_id:
+                    return headers, body
+            await asyncio.sleep(0.05)
+        raise FlowFailure("no %s delivery about %s arrived" % (kind, user_id))
+
+    def close(self):
+        self.server.shutdown()
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
@@ -124,6 +162,16 @@ async def run():
 
     lkc = make_client(base_url, api_key, user_id)
 
+    step("create_webhook (a receiver on loopback, as an app would run one)")
+    receiver = Receiver()
+    hook = await lkc.create_webhook(receiver.url, ["connection.created", "connection.deleted"])
+    check(hook.get("secret", "").startswith("whsec_"), "create_webhook returned %r" % {k: v for k, v in hook.items() if k != "secret"})
+    check(sorted(hook.get("events", [])) == ["connection.created", "connection.deleted"], "events: %r" % hook.get("events"))
+    listed = [h for h in await lkc.list_webhooks() if h.get("webhook_id") == hook["webhook_id"]]
+    check(len(listed) == 1 and "secret" not in listed[0], "list_webhooks: %r" % listed)
+    shown = await lkc.get_webhook(hook["webhook_id"])
+    check(shown.get("url") == receiver.url and shown.get("failures") == [], "get_webhook: %r" % shown)
+
     step("initialize (no connections yet)")
     check(await lkc.initialize() == [], "a new user has connections")
     check(lkc.connections == {}, "connections after initialize: %r" % lkc.connections)
@@ -146,6 +194,18 @@ async def run():
     await lkc.initialize()
     check(list(lkc.connections) == [provider], "connections after initialize: %r" % lkc.connections)
 
+    step("the connection.created delivery verifies with verify_webhook")
+    headers, body = await receiver.wait_for("connection.created", user_id)
+    event = lk.verify_webhook(hook["secret"], headers, body)
+    check(event["data"]["provider"] == provider, "delivered event: %r" % event)
+    check(not find_token_keys(event), "the event names a token: %r" % event)
+    try:
+        lk.verify_webhook(hook["secret"], headers, body.replace(provider.encode(), b"other"))
+    except lk.WebhookVerificationError:
+        pass
+    else:
+        raise FlowFailure("a tampered delivery verified")
+
     step("proxy_get(%r, %r)" % (provider, proxy_path))
     resp = await lkc.proxy_get(provider, proxy_path)
     check(resp.status == 200, "proxy returned HTTP %d: %s" % (resp.status, resp.text[:300]))
@@ -162,6 +222,13 @@ async def run():
     step("delete_connection(%r)" % provider)
     deleted = await lkc.delete_connection(provider)
     check(deleted.get("deleted") is True, "delete_connection returned %r" % deleted)
+
+    step("the connection.deleted delivery, then delete_webhook")
+    headers, body = await receiver.wait_for("connection.deleted", user_id)
+    check(lk.verify_webhook(hook["secret"], headers, body)["type"] == "connection.deleted", "deleted event")
+    await lkc.delete_webhook(hook["webhook_id"])
+    check(all(h.get("webhook_id") != hook["webhook_id"] for h in await lkc.list_webhooks()), "webhook still listed")
+    receiver.close()
 
     step("list_connections after delete")
     conns = await lkc.list_connections()

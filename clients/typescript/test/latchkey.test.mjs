@@ -10,6 +10,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 
 import * as lk from "../index.js";
 
@@ -72,6 +73,49 @@ test("vault: session, browser, wait, initialize, proxy, list, delete, typed erro
     return true;
   });
   assert.equal((await other.listConnections())[0].status, "reauthorization_required");
+});
+
+test("webhooks: create, list, get, a real signed delivery verified, delete", { skip }, async () => {
+  // A receiver on loopback, as an app would run one: it keeps the raw body, as verifyWebhook needs.
+  const deliveries = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${server.address().port}/latchkey-webhooks`;
+  try {
+    const client = new lk.Latchkey(env.LATCHKEY_URL, env.LATCHKEY_API_KEY, { userId: "ts-hook-user", timeoutMs: 10000 });
+    const hook = await client.createWebhook(url, { events: ["connection.created"] });
+    assert.match(hook.secret, /^whsec_/);
+    assert.deepEqual(hook.events, ["connection.created"]);
+    const listed = (await client.listWebhooks()).filter((h) => h.webhook_id === hook.webhook_id);
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0].secret, undefined, "the secret is shown once");
+    assert.deepEqual((await client.getWebhook(hook.webhook_id)).failures, []);
+
+    await connect(client);
+    let delivery;
+    for (let i = 0; i < 200 && !delivery; i++) {
+      delivery = deliveries.find((d) => JSON.parse(d.body).data?.user_id === "ts-hook-user");
+      if (!delivery) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(delivery, "the connection.created delivery arrived");
+    const event = lk.verifyWebhook(hook.secret, delivery.headers, delivery.body);
+    assert.equal(event.type, "connection.created");
+    assert.equal(event.data.provider, "google");
+    const tampered = Buffer.from(delivery.body.toString().replace("google", "gmail"));
+    assert.throws(() => lk.verifyWebhook(hook.secret, delivery.headers, tampered), lk.WebhookVerificationError);
+
+    await client.deleteWebhook(hook.webhook_id);
+    assert.ok((await client.listWebhooks()).every((h) => h.webhook_id !== hook.webhook_id));
+  } finally {
+    server.close();
+  }
 });
 
 test("tools: register, challenge, initiate, browser, complete, MCP, delete", { skip }, async () => {
