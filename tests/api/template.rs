@@ -275,6 +275,23 @@ fn least_privilege_dynamodb_leading_keys_confine_anonymous_functions_to_their_pr
             "identity-callback may touch {authz}"
         );
     }
+    // The health run (scheduled, reading a whole index): its item reads and writes are confined to
+    // the holders and their providers; its one Query statement is the index's (no LeadingKeys there:
+    // the index's partition is the constant "due").
+    for st in policies["health"]
+        .iter()
+        .filter(|s| s.actions.iter().any(|a| a.starts_with("dynamodb:")))
+    {
+        match st.sid.as_str() {
+            "DueTokens" => assert_eq!(st.actions, ["dynamodb:Query"]),
+            "HeldTokens" => assert_eq!(
+                st.leading_keys.iter().cloned().collect::<BTreeSet<_>>(),
+                set(&["CONN#*", "TOOL#*", "PROJECT#*"]).unwrap()
+            ),
+            "EventOutbox" => assert_eq!(st.leading_keys, ["OUTBOX"]),
+            other => panic!("health: unexpected table statement {other}"),
+        }
+    }
 }
 
 /// Issue 12 item 7: the login client secret is in no function's plain environment (not in `Globals`);
