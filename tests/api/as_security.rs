@@ -6,7 +6,6 @@
 
 use crate::common;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use common::{assert_oauth_error, TestApp, CHALLENGE, RESOURCE, VERIFIER};
 use reqwest::redirect::Policy;
 use serde_json::Value;
@@ -142,11 +141,7 @@ async fn app_and_client(redirect_uris: &[&str], auth_method: &str) -> (TestApp, 
 
 /// How many stored items have this `type`.
 async fn items_of_type(app: &TestApp, kind: &str) -> usize {
-    app.all_items()
-        .await
-        .iter()
-        .filter(|i| matches!(i.get("type"), Some(AttributeValue::S(t)) if t == kind))
-        .count()
+    common::items_of(app, kind).await.len()
 }
 
 // ---- 1. RFC 8252 §8.6: no silent consent for clients nobody can identify ----

@@ -137,7 +137,8 @@ async fn typescript_client_tests_pass_against_latchkey_serve() {
     assert!(tap_count(&stdout, "pass").unwrap_or(0) >= 17, "{stdout}");
     assert!(stdout.contains("proxied as fake-user-1"), "{stdout}");
     assert!(
-        stdout.contains("ok") && stdout.contains("webhooks: create, list, get, a real signed delivery verified, delete"),
+        stdout.contains("ok")
+            && stdout.contains("webhooks: create, list, get, a real signed delivery verified, delete"),
         "the webhook test ran against the server: {stdout}"
     );
     assert!(stdout.contains("you are tool-user@example.com"), "{stdout}");

@@ -7,18 +7,9 @@ use crate::common;
 use std::time::Duration;
 
 use common::fake_provider::FakeProvider;
-use common::{Project, TestApp};
+use common::{connected, items_of, setup_with, Project, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn setup_with(config: &[(&str, &str)]) -> (TestApp, FakeProvider, Project) {
-    let app = TestApp::start_configured(None, config).await;
-    let fake = FakeProvider::start().await;
-    let project = app.project("demo").await;
-    app.set_provider(&project, "google", Some("google"), fake.overrides())
-        .await;
-    (app, fake, project)
-}
 
 async fn setup() -> (TestApp, FakeProvider, Project) {
     setup_with(&[]).await
@@ -33,26 +24,6 @@ async fn start_session(app: &TestApp, project: &Project, user: &str) -> (u16, Va
         Some(json!({"user_id": user, "provider": "google"})),
     )
     .await
-}
-
-/// Connect `user` through the whole browser flow and assert it worked.
-async fn connected(app: &TestApp, project: &Project, user: &str) -> String {
-    let (session_id, status, page) = app.connect(project, user, "google").await;
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Connected to Fake Google"), "{page}");
-    session_id
-}
-
-/// Items of one kind (the `type` attribute), raw.
-async fn items_of(
-    app: &TestApp,
-    kind: &str,
-) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    app.all_items()
-        .await
-        .into_iter()
-        .filter(|i| matches!(i.get("type"), Some(aws_sdk_dynamodb::types::AttributeValue::S(t)) if t == kind))
-        .collect()
 }
 
 fn assert_vault_error(got: &(u16, Value), status: u16, code: &str) {

@@ -13,12 +13,7 @@ use serde_json::{json, Value};
 const RETURN_URL: &str = "http://127.0.0.1:5173/connected?from=latchkey";
 
 async fn setup() -> (TestApp, FakeProvider, Project) {
-    let app = TestApp::start_configured(None, &[]).await;
-    let fake = FakeProvider::start().await;
-    let project = app.project("demo").await;
-    app.set_provider(&project, "google", Some("google"), fake.overrides())
-        .await;
-    (app, fake, project)
+    common::setup_with(&[]).await
 }
 
 fn no_redirect() -> reqwest::Client {

@@ -13,9 +13,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::fake_provider::FakeProvider;
 use common::mcp_server::McpServer;
-use common::{Project, TestApp};
+use common::{connected, setup_with, Project, TestApp};
 use serde_json::{json, Value};
 
 /// One delivery as the receiver saw it.
@@ -169,15 +168,6 @@ print(json.dumps(out))
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-async fn setup_with(config: &[(&str, &str)]) -> (TestApp, FakeProvider, Project) {
-    let app = TestApp::start_configured(None, config).await;
-    let fake = FakeProvider::start().await;
-    let project = app.project("hooks").await;
-    app.set_provider(&project, "google", Some("google"), fake.overrides())
-        .await;
-    (app, fake, project)
-}
-
 /// Fast retries for the tests (the default waits 60 s first).
 const FAST: &[(&str, &str)] = &[("LATCHKEY_WEBHOOK_RETRY_SCHEDULE", "1,1")];
 
@@ -194,12 +184,6 @@ async fn create_hook(app: &TestApp, project: &Project, url: &str, events: Option
         v["webhook_id"].as_str().unwrap().to_string(),
         v["secret"].as_str().unwrap().to_string(),
     )
-}
-
-async fn connected(app: &TestApp, project: &Project, user: &str) {
-    let (_, status, page) = app.connect(project, user, "google").await;
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Connected to Fake Google"), "{page}");
 }
 
 /// The webhook's `failures` once it shows any (bounded wait: dead-lettering happens after the
@@ -220,11 +204,7 @@ async fn dead_letters(app: &TestApp, project: &Project, id: &str) -> Value {
 }
 
 async fn hook_items(app: &TestApp) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    app.all_items()
-        .await
-        .into_iter()
-        .filter(|i| matches!(i.get("type"), Some(aws_sdk_dynamodb::types::AttributeValue::S(t)) if t == "webhook"))
-        .collect()
+    common::items_of(app, "webhook").await
 }
 
 #[tokio::test]

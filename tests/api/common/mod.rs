@@ -97,6 +97,36 @@ impl TestApp {
     }
 }
 
+/// Items of one kind (the `type` attribute), raw.
+pub async fn items_of(
+    app: &TestApp,
+    kind: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    app.all_items()
+        .await
+        .into_iter()
+        .filter(|i| matches!(i.get("type"), Some(aws_sdk_dynamodb::types::AttributeValue::S(t)) if t == kind))
+        .collect()
+}
+
+/// A server with `config`, the fake provider, and a project whose `google` is that provider.
+pub async fn setup_with(config: &[(&str, &str)]) -> (TestApp, fake_provider::FakeProvider, Project) {
+    let app = TestApp::start_configured(None, config).await;
+    let fake = fake_provider::FakeProvider::start().await;
+    let project = app.project("demo").await;
+    app.set_provider(&project, "google", Some("google"), fake.overrides())
+        .await;
+    (app, fake, project)
+}
+
+/// Connect `user` to `google` through the whole browser flow and assert it worked; the session id.
+pub async fn connected(app: &TestApp, project: &Project, user: &str) -> String {
+    let (session_id, status, page) = app.connect(project, user, "google").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Connected to Fake Google"), "{page}");
+    session_id
+}
+
 /// Assert an OAuth error response: status, `error` code, and a description.
 pub fn assert_oauth_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "status for {:?}", got.1);
