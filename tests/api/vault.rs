@@ -7,7 +7,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::fake_provider::FakeProvider;
-use common::{connected, items_of, setup_with, Project, TestApp};
+use common::{connected, connections, items_of, setup_with, Project, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -110,16 +110,8 @@ async fn session_connect_status_list_and_proxy_over_real_http() {
     assert_eq!(got.1["user_id"], "user-1");
     assert!(got.1.get("error").is_none());
 
-    let (status, list) = app
-        .vault(
-            "GET",
-            "/v1/identity/users/user-1/connections",
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
-    let conns = list["connections"].as_array().unwrap();
+    let list = connections(&app, &project, "user-1").await;
+    let conns = list.as_array().unwrap();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0]["provider"], "google");
     assert_eq!(conns[0]["status"], "active");
@@ -364,15 +356,8 @@ async fn a_revoked_refresh_token_requires_reauthorization() {
     assert_eq!(headers["x-latchkey-error"], "1");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "reauthorization_required");
-    let (_, list) = app
-        .vault(
-            "GET",
-            "/v1/identity/users/user-1/connections",
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(list["connections"][0]["status"], "reauthorization_required");
+    let list = connections(&app, &project, "user-1").await;
+    assert_eq!(list[0]["status"], "reauthorization_required");
     // Later calls answer at once without asking the provider again.
     let (status, _, _) = app.proxy("GET", "google/me", &project.api_key, "user-1").await;
     assert_eq!(status, 401);
@@ -393,15 +378,8 @@ async fn a_user_may_hold_several_providers_and_delete_revokes_upstream() {
     let (_, status, page) = app.connect(&project, "user-1", "github").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Connected to Fake Hub"));
-    let (_, list) = app
-        .vault(
-            "GET",
-            "/v1/identity/users/user-1/connections",
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    let providers: Vec<&str> = list["connections"]
+    let list = connections(&app, &project, "user-1").await;
+    let providers: Vec<&str> = list
         .as_array()
         .unwrap()
         .iter()
@@ -435,15 +413,8 @@ async fn a_user_may_hold_several_providers_and_delete_revokes_upstream() {
         )
         .await;
     assert_vault_error(&got, 404, "not_connected");
-    let (_, list) = app
-        .vault(
-            "GET",
-            "/v1/identity/users/user-1/connections",
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(list["connections"].as_array().unwrap().len(), 1);
+    let list = connections(&app, &project, "user-1").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

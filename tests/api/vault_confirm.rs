@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::fake_provider::FakeProvider;
-use common::{Project, TestApp};
+use common::{connections, Project, TestApp};
 use serde_json::{json, Value};
 
 const RETURN_URL: &str = "http://127.0.0.1:5173/connected?from=latchkey";
@@ -49,19 +49,6 @@ async fn connect_with_return_url(app: &TestApp, project: &Project, user: &str) -
 
 fn param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-async fn connections(app: &TestApp, project: &Project, user: &str) -> Value {
-    let (status, list) = app
-        .vault(
-            "GET",
-            &format!("/v1/identity/users/{user}/connections"),
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
-    list["connections"].clone()
 }
 
 async fn confirm(app: &TestApp, project: &Project, session_id: &str, body: Value) -> (u16, Value) {

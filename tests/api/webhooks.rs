@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use common::mcp_server::McpServer;
-use common::{connected, setup_with, Project, TestApp};
+use common::{connected, connections, setup_with, Project, TestApp};
 use serde_json::{json, Value};
 
 /// One delivery as the receiver saw it.
@@ -851,15 +851,8 @@ async fn issue14_health_run_refreshes_due_tokens_and_reports_refusals() {
     state.clock.advance(3700);
     let r = latchkey::webhooks::health::run(state).await.unwrap();
     assert_eq!((r.due, r.failed, r.refused), (1, 1, 0), "{r:?}");
-    let (_, list) = app
-        .vault(
-            "GET",
-            "/v1/identity/users/user-1/connections",
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(list["connections"][0]["status"], "active");
+    let list = connections(&app, &project, "user-1").await;
+    assert_eq!(list[0]["status"], "active");
     fake.set(|b| b.basic_auth = false);
 
     // The provider forgets its refresh tokens; an hour later the run's refresh is refused.
@@ -869,15 +862,8 @@ async fn issue14_health_run_refreshes_due_tokens_and_reports_refusals() {
     assert_eq!((r.due, r.refused), (1, 1), "{r:?}");
     let got = rx.wait_for("connection.refresh_failed", 1).await;
     assert_eq!(got[0].event()["data"]["reason"], "invalid_grant");
-    let (_, list) = app
-        .vault(
-            "GET",
-            "/v1/identity/users/user-1/connections",
-            Some(&project.api_key),
-            None,
-        )
-        .await;
-    assert_eq!(list["connections"][0]["status"], "reauthorization_required");
+    let list = connections(&app, &project, "user-1").await;
+    assert_eq!(list[0]["status"], "reauthorization_required");
     // Out of the index: the next runs leave it alone.
     state.clock.advance(7 * 86_400);
     let r = latchkey::webhooks::health::run(state).await.unwrap();

@@ -127,6 +127,20 @@ pub async fn connected(app: &TestApp, project: &Project, user: &str) -> String {
     session_id
 }
 
+/// `GET /v1/identity/users/{user}/connections`, asserted 200: the `connections` list.
+pub async fn connections(app: &TestApp, project: &Project, user: &str) -> Value {
+    let (status, list) = app
+        .vault(
+            "GET",
+            &format!("/v1/identity/users/{user}/connections"),
+            Some(&project.api_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    list["connections"].clone()
+}
+
 /// Assert an OAuth error response: status, `error` code, and a description.
 pub fn assert_oauth_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "status for {:?}", got.1);
