@@ -1158,3 +1158,49 @@ async fn issue14_health_run_reaches_every_due_holder_past_one_page() {
     let r = latchkey::webhooks::health::run(state).await.unwrap();
     assert_eq!(r.due, 0, "{r:?}");
 }
+
+/// A sign-in kept as a vault connection (`LATCHKEY_LOGIN_VAULT_PROJECT`) over a connection whose
+/// refresh had been refused is a recovery, as a reconnect through a session is: the store's write
+/// answers what it replaced, in the same round trip.
+#[tokio::test]
+async fn issue14_a_sign_in_over_a_failed_connection_is_a_recovery() {
+    use latchkey::domain::connection::Connection;
+    let app = TestApp::start().await;
+    let store = &app.server.state.store;
+    let now = app.server.state.clock.now();
+    let conn = Connection::new(
+        "prj_login",
+        "user-1",
+        "google",
+        vec!["openid".into()],
+        vec![1, 2, 3],
+        None,
+        now,
+    );
+    let before = app.calls().0;
+    assert!(
+        !store.put_connection(&conn, now).await.unwrap(),
+        "a first connection recovers nothing"
+    );
+    assert_eq!(app.calls().0 - before, 1, "one round trip");
+    let key = latchkey::store::connections::key_of(&conn);
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key.to_map()))
+        .update_expression("SET #s = :r")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(
+            ":r",
+            aws_sdk_dynamodb::types::AttributeValue::S("reauthorization_required".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        store.put_connection(&conn, now).await.unwrap(),
+        "replacing a failed connection"
+    );
+    assert!(!store.put_connection(&conn, now).await.unwrap(), "it is active again");
+}

@@ -13,11 +13,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
 use super::item::FromItem;
 use super::keys::Key;
-use super::{build_err, is_condition_failed, n, s, Item, Store, StoreError, Transaction};
+use super::{build_err, is_condition_failed, n, s, Item, Store, StoreError};
 use crate::crypto::secret;
 use crate::domain::connection::{Connection, ConnectionStatus, HeldTokens};
 
@@ -199,12 +199,26 @@ impl Store {
             .map_err(build_err)
     }
 
-    /// Store (or replace) a connection outside a session (sign-in tokens kept as a connection).
-    pub async fn put_connection(&self, conn: &Connection, now: i64) -> Result<(), StoreError> {
-        let upsert = TransactWriteItem::builder()
-            .update(self.connection_upsert(conn, now)?)
-            .build();
-        self.transact_all(Transaction::new().item(upsert)).await
+    /// Store (or replace) a connection outside a session (sign-in tokens kept as a connection), in
+    /// one UpdateItem that also answers whether the connection it replaced had failed
+    /// (`reauthorization_required`): the caller emits `connection.recovered` then.
+    pub async fn put_connection(&self, conn: &Connection, now: i64) -> Result<bool, StoreError> {
+        let u = self.connection_upsert(conn, now)?;
+        let out = self
+            .client()
+            .update_item()
+            .table_name(u.table_name())
+            .set_key(Some(u.key().clone()))
+            .update_expression(u.update_expression())
+            .set_condition_expression(u.condition_expression().map(str::to_string))
+            .set_expression_attribute_names(u.expression_attribute_names().cloned())
+            .set_expression_attribute_values(u.expression_attribute_values().cloned())
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(|e| super::service_error("UpdateItem", e))?;
+        let old = out.attributes.map(Item::from);
+        Ok(old.and_then(|i| i.status::<ConnectionStatus>()) == Some(ConnectionStatus::ReauthorizationRequired))
     }
 
     /// The token-holding state of the item at `key` (a connection's or a tool's tokens).

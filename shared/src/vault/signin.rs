@@ -75,9 +75,9 @@ pub async fn keep_as_connection(state: &AppState, tokens: &SignInTokens<'_>, sub
         )
     };
     match state.store.put_connection(&conn, now).await {
-        Ok(()) => {
+        Ok(was_failed) => {
             tracing::info!(provider, "login: sign-in tokens kept as the user's vault connection");
-            super::emit_connected(state, project, sub, provider, false, now).await;
+            super::emit_connected(state, project, sub, provider, was_failed, now).await;
         }
         Err(e) => tracing::error!(error = %e, "login: storing the vault connection failed"),
     }
