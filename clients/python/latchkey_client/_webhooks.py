@@ -56,6 +56,8 @@ def verify_webhook(
     matched = False
     for entry in signatures.split():
         version, _, sig = entry.partition(",")
+        # A trailing comma: repeated headers joined with ", " (WSGI servers do; base64 never ends so).
+        sig = sig[:-1] if sig.endswith(",") else sig
         # Every entry is compared, so the time taken does not say which one matched.
         if version == "v1" and hmac.compare_digest(sig.encode("utf-8"), expected):
             matched = True
